@@ -5,9 +5,10 @@
  * fields in declaration order and we never put maps or timestamps in a model.
  */
 import onnxProto from "onnx-proto";
+import type { onnx as OnnxTypes } from "onnx-proto";
 
-const { onnx } = onnxProto;
-export { onnx };
+export const onnx = onnxProto.onnx;
+export type { OnnxTypes };
 
 export type ElemType =
   | "FLOAT" | "UINT8" | "INT8" | "UINT16" | "INT16" | "INT32" | "INT64" | "STRING"
@@ -18,7 +19,7 @@ export const elemType = (t: ElemType): number => onnx.TensorProto.DataType[t];
 /** A dimension is a fixed size, or a symbolic name (dynamic: -1 in V2 metadata). */
 export type Dim = number | string;
 
-export function valueInfo(name: string, type: ElemType, shape: Dim[]): onnx.IValueInfoProto {
+export function valueInfo(name: string, type: ElemType, shape: Dim[]): OnnxTypes.IValueInfoProto {
   return {
     name,
     type: {
@@ -30,9 +31,9 @@ export function valueInfo(name: string, type: ElemType, shape: Dim[]): onnx.IVal
   };
 }
 
-type AttrValue = number | string | number[] | string[] | onnx.ITensorProto | { float: number } | { floats: number[] };
+type AttrValue = number | string | number[] | string[] | OnnxTypes.ITensorProto | { float: number } | { floats: number[] };
 
-function attribute(name: string, value: AttrValue): onnx.IAttributeProto {
+function attribute(name: string, value: AttrValue): OnnxTypes.IAttributeProto {
   const A = onnx.AttributeProto.AttributeType;
   if (typeof value === "number") {
     return Number.isInteger(value) ? { name, type: A.INT, i: value } : { name, type: A.FLOAT, f: value };
@@ -58,7 +59,7 @@ export function node(
   outputs: string[],
   attrs: Record<string, AttrValue> = {},
   domain = "",
-): onnx.INodeProto {
+): OnnxTypes.INodeProto {
   return {
     opType,
     input: inputs,
@@ -70,8 +71,8 @@ export function node(
 }
 
 /** A constant tensor (an initializer or a Constant node's value). */
-export function tensor(name: string, type: ElemType, dims: number[], values: ArrayLike<number> | string[]): onnx.ITensorProto {
-  const t: onnx.ITensorProto = { name, dataType: elemType(type), dims };
+export function tensor(name: string, type: ElemType, dims: number[], values: ArrayLike<number> | string[]): OnnxTypes.ITensorProto {
+  const t: OnnxTypes.ITensorProto = { name, dataType: elemType(type), dims };
   switch (type) {
     case "FLOAT": {
       const a = Float32Array.from(values as ArrayLike<number>);
@@ -98,10 +99,10 @@ export function tensor(name: string, type: ElemType, dims: number[], values: Arr
 
 export interface GraphSpec {
   name: string;
-  nodes: onnx.INodeProto[];
-  inputs: onnx.IValueInfoProto[];
-  outputs: onnx.IValueInfoProto[];
-  initializers?: onnx.ITensorProto[];
+  nodes: OnnxTypes.INodeProto[];
+  inputs: OnnxTypes.IValueInfoProto[];
+  outputs: OnnxTypes.IValueInfoProto[];
+  initializers?: OnnxTypes.ITensorProto[];
   docString?: string;
 }
 
@@ -114,7 +115,7 @@ export interface ModelOptions {
 
 export function model(graph: GraphSpec, options: ModelOptions = {}): Uint8Array {
   const opsets = options.opsets ?? { "": 17 };
-  const proto: onnx.IModelProto = {
+  const proto: OnnxTypes.IModelProto = {
     irVersion: 8,
     producerName: "inference-runtime models/build",
     producerVersion: "1",

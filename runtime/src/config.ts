@@ -1,0 +1,152 @@
+/**
+ * Server configuration: one zod schema, filled from (lowest first) defaults, a
+ * JSON config file, environment variables, then command-line flags. Errors name
+ * the key as the user wrote it (PORT, --model_dir, "port" in the file).
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { MODEL_NAME_PATTERN } from "./repository/repository.js";
+import { ExecutionProviderSchema } from "./repository/settings.js";
+
+const booleanish = z.union([
+  z.boolean(),
+  z.enum(["true", "false", "1", "0", "yes", "no"], { error: "expected true or false" }).transform((v) => v === "true" || v === "1" || v === "yes"),
+]);
+
+const providerList = z
+  .union([z.array(z.string()), z.string().transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean))])
+  .pipe(z.array(ExecutionProviderSchema).min(1, "name at least one execution provider"));
+
+export const ConfigSchema = z
+  .object({
+    port: z.coerce.number({ error: "expected a port number" }).int("expected a port number").min(0).max(65535).default(8080),
+    host: z.string().min(1).optional(),
+    modelRepository: z.string().min(1).default("./models"),
+    modelName: z.string().regex(MODEL_NAME_PATTERN, "letters, digits, '_', '-' and '.', starting with a letter or digit").optional(),
+    modelDir: z.string().min(1).optional(),
+    /** Triton's --strict-readiness: ready only when every model is READY; otherwise when none is still loading. */
+    strictReadiness: booleanish.default(true),
+    maxRequestBytes: z.coerce.number({ error: "expected a number of bytes" }).int().positive().default(64 * 1024 * 1024),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    executionProviders: providerList.default(["cpu"]),
+  })
+  .strict()
+  .refine((c) => (c.modelName === undefined) === (c.modelDir === undefined), {
+    message: "model name and model dir go together: give both (KServe's --model_name and --model_dir) or neither",
+    path: ["modelDir"],
+  });
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+type Key = keyof z.input<typeof ConfigSchema>;
+
+/** Where each key may come from. Flag spellings include KServe's and Triton's. */
+const SOURCES: Record<Key, { env: string; flags: string[] }> = {
+  port: { env: "PORT", flags: ["--port", "--http_port", "--http-port"] },
+  host: { env: "HOST", flags: ["--host"] },
+  modelRepository: { env: "MODEL_REPOSITORY", flags: ["--model-repository", "--model_repository", "--model-store"] },
+  modelName: { env: "MODEL_NAME", flags: ["--model_name", "--model-name"] },
+  modelDir: { env: "MODEL_DIR", flags: ["--model_dir", "--model-dir"] },
+  strictReadiness: { env: "STRICT_READINESS", flags: ["--strict-readiness", "--strict_readiness"] },
+  maxRequestBytes: { env: "MAX_REQUEST_BYTES", flags: ["--max-request-bytes"] },
+  logLevel: { env: "LOG_LEVEL", flags: ["--log-level", "--log_level"] },
+  executionProviders: { env: "EXECUTION_PROVIDERS", flags: ["--execution-providers"] },
+};
+
+export class ConfigError extends Error {}
+
+export const USAGE = `Usage: inference-server [options]
+
+Serves every model in a model repository over the Open Inference Protocol v2.
+
+Options (each also settable by the environment variable shown):
+  --port, --http_port N          listen port (PORT, default 8080)
+  --host ADDR                    listen address (HOST, default all interfaces)
+  --model-repository DIR         model repository (MODEL_REPOSITORY, default ./models)
+  --model_name NAME --model_dir DIR
+                                 serve the single model in DIR as NAME (KServe's runtime flags)
+  --strict-readiness BOOL        ready only when every model loaded (STRICT_READINESS, default true)
+  --max-request-bytes N          request body limit (MAX_REQUEST_BYTES, default 67108864)
+  --log-level LEVEL              fatal|error|warn|info|debug|trace|silent (LOG_LEVEL, default info)
+  --execution-providers LIST     default providers, e.g. cuda,cpu (EXECUTION_PROVIDERS, default cpu)
+  --config FILE                  JSON file with any of these keys in camelCase (CONFIG_FILE)
+  --help                         this text
+`;
+
+function parseFlags(argv: string[]): { values: Partial<Record<Key, string>>; configFile?: string; help: boolean } {
+  const byFlag = new Map<string, Key>();
+  for (const [key, source] of Object.entries(SOURCES) as [Key, { flags: string[] }][]) {
+    for (const flag of source.flags) byFlag.set(flag, key);
+  }
+  const values: Partial<Record<Key, string>> = {};
+  let configFile: string | undefined;
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") {
+      help = true;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const key = byFlag.get(flag);
+    if (!key && flag !== "--config") throw new ConfigError(`unknown option ${flag}\n\n${USAGE}`);
+    let value: string | undefined = eq > 0 ? arg.slice(eq + 1) : argv[i + 1];
+    if (eq < 0) i++;
+    if (value === undefined || (eq < 0 && value.startsWith("--"))) throw new ConfigError(`option ${flag} needs a value`);
+    if (key) values[key] = value;
+    else configFile = value;
+  }
+  return { values, configFile, help };
+}
+
+/**
+ * Builds the configuration from flags, environment and an optional file.
+ * Throws ConfigError with every bad key named as the user spelled it.
+ */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): { config: Config; help: boolean } {
+  const flags = parseFlags(argv);
+  const origin = new Map<string, string>();
+  const raw: Record<string, unknown> = {};
+
+  const file = flags.configFile ?? env.CONFIG_FILE;
+  if (file) {
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    if (typeof json !== "object" || json === null || Array.isArray(json)) throw new ConfigError(`config file ${file} must hold a JSON object`);
+    for (const [k, v] of Object.entries(json)) {
+      raw[k] = v;
+      origin.set(k, `"${k}" in ${file}`);
+    }
+  }
+  for (const [key, source] of Object.entries(SOURCES) as [Key, { env: string }][]) {
+    const value = env[source.env];
+    if (value !== undefined && value !== "") {
+      raw[key] = value;
+      origin.set(key, `${source.env} (environment)`);
+    }
+  }
+  for (const [key, value] of Object.entries(flags.values)) {
+    raw[key] = value;
+    const used = argv.find((a) => SOURCES[key as Key].flags.some((f) => a === f || a.startsWith(`${f}=`)));
+    origin.set(key, used?.split("=")[0] ?? key);
+  }
+  return { config: parseConfig(raw, origin), help: flags.help };
+}
+
+/** Validates a configuration object; `origin` maps keys to how the user named them. */
+export function parseConfig(raw: Record<string, unknown>, origin = new Map<string, string>()): Config {
+  const parsed = ConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    if (issue.code === "unrecognized_keys") return `unknown configuration key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => origin.get(k) ?? k).join(", ")}`;
+    const key = String(issue.path[0] ?? "");
+    const label = origin.get(key) ?? (key in SOURCES ? `${key} (${SOURCES[key as Key].env})` : key);
+    return `${label}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+}

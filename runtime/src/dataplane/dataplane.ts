@@ -1,0 +1,147 @@
+/**
+ * The data plane: the protocol-neutral core every transport calls. It checks a
+ * request against the model's signature, runs it, and answers typed tensors.
+ */
+import type { LoadedModel, TensorMetadata } from "../backends/backend.js";
+import type { ModelRegistry, ModelState } from "../registry/registry.js";
+import { formatShape, type Tensor } from "../tensor/tensor.js";
+import { invalidInput } from "./errors.js";
+import type { InferenceRequest, InferenceResponse } from "./types.js";
+
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
+
+export interface ModelMetadata {
+  name: string;
+  versions: string[];
+  platform: string;
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+  parameters?: Record<string, unknown>;
+}
+
+export interface ModelStatus {
+  name: string;
+  version: string;
+  state: ModelState;
+  reason?: string;
+}
+
+function names(tensors: readonly { name: string }[]): string {
+  return tensors.map((t) => t.name).join(", ");
+}
+
+function checkShape(model: string, input: Tensor, expected: TensorMetadata, maxBatchSize: number): void {
+  const { shape } = input;
+  const fits = shape.length === expected.shape.length && expected.shape.every((d, i) => d === -1 || d === shape[i]);
+  if (!fits) {
+    throw invalidInput(`input '${input.name}': shape ${formatShape(shape)} does not match model '${model}' shape ${formatShape(expected.shape)}`);
+  }
+  if (maxBatchSize > 0 && (shape[0] ?? 0) > maxBatchSize) {
+    throw invalidInput(`input '${input.name}': batch size ${shape[0]} exceeds max_batch_size ${maxBatchSize} of model '${model}'`);
+  }
+}
+
+/** Checks the inputs against the model signature, in the order a user would fix them. */
+export function validateInputs(modelName: string, model: LoadedModel, inputs: readonly Tensor[], maxBatchSize: number): void {
+  const seen = new Set<string>();
+  for (const input of inputs) {
+    if (seen.has(input.name)) throw invalidInput(`input '${input.name}' appears more than once in the request`);
+    seen.add(input.name);
+    const expected = model.inputs.find((m) => m.name === input.name);
+    if (!expected) {
+      throw invalidInput(`model '${modelName}' has no input named '${input.name}'; its inputs are: ${names(model.inputs)}`);
+    }
+    if (input.datatype !== expected.datatype) {
+      throw invalidInput(`input '${input.name}': datatype ${input.datatype} does not match model '${modelName}', which expects ${expected.datatype}`);
+    }
+    checkShape(modelName, input, expected, maxBatchSize);
+  }
+  const missing = model.inputs.filter((m) => !seen.has(m.name));
+  if (missing.length > 0) {
+    throw invalidInput(`missing input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m.name}'`).join(", ")} for model '${modelName}', which requires: ${names(model.inputs)}`);
+  }
+}
+
+function selectOutputs(modelName: string, model: LoadedModel, request: InferenceRequest): string[] {
+  if (!request.outputs || request.outputs.length === 0) return model.outputs.map((o) => o.name);
+  const seen = new Set<string>();
+  for (const { name } of request.outputs) {
+    if (seen.has(name)) throw invalidInput(`output '${name}' is requested more than once`);
+    if (!model.outputs.some((o) => o.name === name)) {
+      throw invalidInput(`model '${modelName}' has no output named '${name}'; its outputs are: ${names(model.outputs)}`);
+    }
+    seen.add(name);
+  }
+  return [...seen];
+}
+
+export class DataPlane {
+  private starting = true;
+
+  constructor(
+    readonly registry: ModelRegistry,
+    private readonly server: ServerMetadata,
+    private readonly options: { strictReadiness: boolean } = { strictReadiness: true },
+  ) {}
+
+  /** Called once the initial model loads have settled; until then the server is not ready. */
+  startupComplete(): void {
+    this.starting = false;
+  }
+
+  live(): boolean {
+    return true;
+  }
+
+  ready(): boolean {
+    if (this.starting) return false;
+    if (this.options.strictReadiness) return this.registry.allReady();
+    return !this.registry.all().some((v) => v.state === "LOADING");
+  }
+
+  metadata(): ServerMetadata {
+    return this.server;
+  }
+
+  modelStatuses(): ModelStatus[] {
+    return this.registry.all().map(({ name, version, state, reason }) => (reason ? { name, version, state, reason } : { name, version, state }));
+  }
+
+  /** Throws 404 for an unknown model or version; otherwise says whether it is READY. */
+  modelReady(name: string, version?: string): { ready: boolean; version: string; state: ModelState; reason?: string } {
+    const entry = this.registry.find(name, version);
+    return { ready: entry.state === "READY", version: entry.version, state: entry.state, reason: entry.reason };
+  }
+
+  modelMetadata(name: string, version?: string): ModelMetadata {
+    const entry = this.registry.findReady(name, version);
+    const versions = version !== undefined ? [entry.version] : this.registry.versions(name).filter((v) => v.state === "READY").map((v) => v.version);
+    const metadata: ModelMetadata = {
+      name,
+      versions,
+      platform: entry.model.platform,
+      inputs: [...entry.model.inputs],
+      outputs: [...entry.model.outputs],
+    };
+    const parameters: Record<string, unknown> = { ...entry.settings.parameters };
+    if (entry.settings.max_batch_size > 0) parameters.max_batch_size = entry.settings.max_batch_size;
+    if (entry.settings.labels) parameters.labels = entry.settings.labels;
+    if (Object.keys(parameters).length > 0) metadata.parameters = parameters;
+    return metadata;
+  }
+
+  async infer(request: InferenceRequest): Promise<InferenceResponse> {
+    const entry = this.registry.findReady(request.modelName, request.modelVersion);
+    const { model, settings } = entry;
+    validateInputs(request.modelName, model, request.inputs, settings.max_batch_size);
+    const outputNames = selectOutputs(request.modelName, model, request);
+    const outputs = await model.infer(request.inputs, outputNames, request.parameters);
+    const response: InferenceResponse = { modelName: request.modelName, modelVersion: entry.version, outputs };
+    if (request.id !== undefined) response.id = request.id;
+    return response;
+  }
+}

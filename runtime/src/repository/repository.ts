@@ -1,0 +1,135 @@
+/**
+ * The model repository: finds models on disk and describes them. It loads
+ * nothing; the registry does. Two layouts are understood, Triton's
+ * `<root>/<name>/<version>/model.onnx` and the flat `<root>/<name>/model.onnx`
+ * (version "1"), plus KServe's single-model directory (`--model_dir`).
+ */
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { formatZodError } from "../dataplane/zod-errors.js";
+import { DEFAULT_MODEL_SETTINGS, MODEL_SETTINGS_FILE, ModelSettingsSchema, type ModelSettings } from "./settings.js";
+
+/** Model names become URL segments and directory names: keep them boring. */
+export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+export const VERSION_PATTERN = /^[0-9]{1,18}$/;
+
+export interface ModelVersionFile {
+  version: string;
+  /** Absolute path of the model file, or undefined when the version directory has none. */
+  file?: string;
+}
+
+export interface ModelDescriptor {
+  name: string;
+  dir: string;
+  versions: ModelVersionFile[];
+  settings: ModelSettings;
+  /** Set when model-settings.json exists but is invalid: the model is then reported unavailable. */
+  settingsError?: string;
+}
+
+export class RepositoryError extends Error {}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function readSettings(dir: string): Promise<{ settings: ModelSettings; error?: string }> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, MODEL_SETTINGS_FILE), "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { settings: DEFAULT_MODEL_SETTINGS };
+    return { settings: DEFAULT_MODEL_SETTINGS, error: `cannot read ${MODEL_SETTINGS_FILE}: ${(err as Error).message}` };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { settings: DEFAULT_MODEL_SETTINGS, error: `${MODEL_SETTINGS_FILE} is not valid JSON: ${(err as Error).message}` };
+  }
+  const parsed = ModelSettingsSchema.safeParse(json);
+  if (!parsed.success) {
+    return { settings: DEFAULT_MODEL_SETTINGS, error: `invalid ${MODEL_SETTINGS_FILE}: ${formatZodError(parsed.error)}` };
+  }
+  return { settings: parsed.data };
+}
+
+/**
+ * Describes one model directory, or returns undefined when it holds nothing that
+ * looks like a model (so helper folders such as models/build are passed over).
+ */
+export async function describeModelDir(name: string, dir: string, options: { anyOnnxFile?: boolean } = {}): Promise<ModelDescriptor | undefined> {
+  const absDir = resolve(dir);
+  const { settings, error } = await readSettings(absDir);
+  const filename = settings.default_model_filename;
+  const entries = await readdir(absDir, { withFileTypes: true });
+
+  const versionDirs = entries.filter((e) => e.isDirectory() && VERSION_PATTERN.test(e.name));
+  let versions: ModelVersionFile[];
+  if (versionDirs.length > 0) {
+    versions = await Promise.all(
+      versionDirs.map(async (e) => {
+        const file = join(absDir, e.name, filename);
+        return { version: String(Number(e.name)), file: (await isFile(file)) ? file : undefined };
+      }),
+    );
+    versions.sort((a, b) => Number(a.version) - Number(b.version));
+  } else if (await isFile(join(absDir, filename))) {
+    versions = [{ version: "1", file: join(absDir, filename) }];
+  } else if (options.anyOnnxFile) {
+    // KServe's storage initializer keeps the artifact's own file name.
+    const onnx = entries.filter((e) => e.isFile() && e.name.endsWith(".onnx")).map((e) => e.name).sort();
+    if (onnx.length > 1) throw new RepositoryError(`model directory ${absDir} holds several .onnx files (${onnx.join(", ")}); keep one or use version directories`);
+    versions = onnx.length === 1 ? [{ version: "1", file: join(absDir, onnx[0]!) }] : [];
+  } else {
+    versions = [];
+  }
+  const hasSettings = entries.some((e) => e.name === MODEL_SETTINGS_FILE);
+  if (versions.length === 0 && !hasSettings && !options.anyOnnxFile) return undefined;
+  return { name, dir: absDir, versions, settings, settingsError: error };
+}
+
+export class ModelRepository {
+  constructor(readonly root: string) {}
+
+  /** Every model in the repository, sorted by name. Throws when the root is missing. */
+  async discover(): Promise<{ models: ModelDescriptor[]; skipped: string[] }> {
+    const root = resolve(this.root);
+    if (!(await isDirectory(root))) throw new RepositoryError(`model repository ${root} does not exist or is not a directory`);
+    const entries = (await readdir(root, { withFileTypes: true }))
+      .filter((e) => e.isDirectory() && !e.name.startsWith("."))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    const models: ModelDescriptor[] = [];
+    const skipped: string[] = [];
+    for (const entry of entries) {
+      if (!MODEL_NAME_PATTERN.test(entry.name)) {
+        skipped.push(entry.name);
+        continue;
+      }
+      const descriptor = await describeModelDir(entry.name, join(root, entry.name));
+      if (descriptor) models.push(descriptor);
+      else skipped.push(entry.name);
+    }
+    return { models, skipped };
+  }
+
+  /** One model by name, as the repository extension's load call needs it. */
+  async describe(name: string): Promise<ModelDescriptor | undefined> {
+    const dir = join(resolve(this.root), name);
+    if (!MODEL_NAME_PATTERN.test(name) || !(await isDirectory(dir))) return undefined;
+    return describeModelDir(name, dir);
+  }
+}

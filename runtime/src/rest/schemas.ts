@@ -1,0 +1,76 @@
+/**
+ * Wire schemas of the Open Inference Protocol v2 REST API. Requests are
+ * validated with these at the edge; the OpenAPI document is generated from them.
+ */
+import { z } from "zod";
+import { DatatypeSchema } from "../tensor/datatypes.js";
+
+export const ParametersSchema = z.record(
+  z.string(),
+  z.union([z.string(), z.number(), z.boolean()], { error: "parameter values must be strings, numbers or booleans" }),
+  { error: "must be an object of parameters" },
+);
+
+export const RequestInputSchema = z.object({
+  name: z.string({ error: "must be a string" }).min(1, "must not be empty"),
+  shape: z.array(z.number({ error: "must be a number" }).int("must be an integer").min(0, "must not be negative"), { error: "must be an array of dimensions" }),
+  datatype: DatatypeSchema,
+  parameters: ParametersSchema.optional(),
+  data: z.unknown(),
+});
+
+export const RequestOutputSchema = z.object({
+  name: z.string({ error: "must be a string" }).min(1, "must not be empty"),
+  parameters: ParametersSchema.optional(),
+});
+
+export const InferenceRequestSchema = z.object(
+  {
+    id: z.string({ error: "must be a string" }).optional(),
+    parameters: ParametersSchema.optional(),
+    inputs: z.array(RequestInputSchema, { error: "must be an array of input tensors" }).min(1, "must hold at least one input tensor"),
+    outputs: z.array(RequestOutputSchema, { error: "must be an array of requested outputs" }).optional(),
+  },
+  { error: "the request body must be a JSON object with an 'inputs' array" },
+);
+
+export type InferenceRequestBody = z.infer<typeof InferenceRequestSchema>;
+
+export const ResponseOutputSchema = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int()),
+  datatype: DatatypeSchema,
+  parameters: ParametersSchema.optional(),
+  data: z.array(z.unknown()).optional(),
+});
+
+export const InferenceResponseSchema = z.object({
+  model_name: z.string(),
+  model_version: z.string().optional(),
+  id: z.string().optional(),
+  parameters: ParametersSchema.optional(),
+  outputs: z.array(ResponseOutputSchema),
+});
+
+export const ErrorResponseSchema = z.object({ error: z.string() });
+
+export const TensorMetadataSchema = z.object({
+  name: z.string(),
+  datatype: DatatypeSchema,
+  shape: z.array(z.number().int()),
+});
+
+export const ModelMetadataSchema = z.object({
+  name: z.string(),
+  versions: z.array(z.string()).optional(),
+  platform: z.string(),
+  inputs: z.array(TensorMetadataSchema),
+  outputs: z.array(TensorMetadataSchema),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const ServerMetadataSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  extensions: z.array(z.string()),
+});
