@@ -5,13 +5,16 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { DEFAULT_HTTP_PORT, ENV } from "./constants.js";
 import { MODEL_NAME_PATTERN } from "./repository/repository.js";
 import { ExecutionProviderSchema } from "./repository/settings.js";
 
-const booleanish = z.union([
-  z.boolean(),
-  z.enum(["true", "false", "1", "0", "yes", "no"], { error: "expected true or false" }).transform((v) => v === "true" || v === "1" || v === "yes"),
-]);
+const TRUE_WORDS = new Set(["true", "1", "yes"]);
+const FALSE_WORDS = new Set(["false", "0", "no"]);
+const booleanish = z.preprocess(
+  (v) => (typeof v === "string" ? (TRUE_WORDS.has(v.toLowerCase()) ? true : FALSE_WORDS.has(v.toLowerCase()) ? false : v) : v),
+  z.boolean({ error: "expected true or false" }),
+);
 
 const providerList = z
   .union([z.array(z.string()), z.string().transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean))])
@@ -19,7 +22,7 @@ const providerList = z
 
 export const ConfigSchema = z
   .object({
-    port: z.coerce.number({ error: "expected a port number" }).int("expected a port number").min(0).max(65535).default(8080),
+    port: z.coerce.number({ error: "expected a port number" }).int("expected a port number").min(0).max(65535).default(DEFAULT_HTTP_PORT),
     host: z.string().min(1).optional(),
     modelRepository: z.string().min(1).default("./models"),
     modelName: z.string().regex(MODEL_NAME_PATTERN, "letters, digits, '_', '-' and '.', starting with a letter or digit").optional(),
@@ -42,15 +45,15 @@ type Key = keyof z.input<typeof ConfigSchema>;
 
 /** Where each key may come from. Flag spellings include KServe's and Triton's. */
 const SOURCES: Record<Key, { env: string; flags: string[] }> = {
-  port: { env: "PORT", flags: ["--port", "--http_port", "--http-port"] },
-  host: { env: "HOST", flags: ["--host"] },
-  modelRepository: { env: "MODEL_REPOSITORY", flags: ["--model-repository", "--model_repository", "--model-store"] },
-  modelName: { env: "MODEL_NAME", flags: ["--model_name", "--model-name"] },
-  modelDir: { env: "MODEL_DIR", flags: ["--model_dir", "--model-dir"] },
-  strictReadiness: { env: "STRICT_READINESS", flags: ["--strict-readiness", "--strict_readiness"] },
-  maxRequestBytes: { env: "MAX_REQUEST_BYTES", flags: ["--max-request-bytes"] },
-  logLevel: { env: "LOG_LEVEL", flags: ["--log-level", "--log_level"] },
-  executionProviders: { env: "EXECUTION_PROVIDERS", flags: ["--execution-providers"] },
+  port: { env: ENV.port, flags: ["--port", "--http_port", "--http-port"] },
+  host: { env: ENV.host, flags: ["--host"] },
+  modelRepository: { env: ENV.modelRepository, flags: ["--model-repository", "--model_repository", "--model-store"] },
+  modelName: { env: ENV.modelName, flags: ["--model_name", "--model-name"] },
+  modelDir: { env: ENV.modelDir, flags: ["--model_dir", "--model-dir"] },
+  strictReadiness: { env: ENV.strictReadiness, flags: ["--strict-readiness", "--strict_readiness"] },
+  maxRequestBytes: { env: ENV.maxRequestBytes, flags: ["--max-request-bytes"] },
+  logLevel: { env: ENV.logLevel, flags: ["--log-level", "--log_level"] },
+  executionProviders: { env: ENV.executionProviders, flags: ["--execution-providers"] },
 };
 
 export class ConfigError extends Error {}
@@ -109,7 +112,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): { config: Co
   const origin = new Map<string, string>();
   const raw: Record<string, unknown> = {};
 
-  const file = flags.configFile ?? env.CONFIG_FILE;
+  const file = flags.configFile ?? env[ENV.configFile];
   if (file) {
     let json: unknown;
     try {

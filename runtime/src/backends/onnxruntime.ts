@@ -4,6 +4,7 @@
  */
 import * as ort from "onnxruntime-node";
 import type { Datatype } from "../tensor/datatypes.js";
+import { availableCpus } from "./cpu.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
 import type { TensorOverride } from "../repository/settings.js";
 import type { LoadedModel, ModelBackend, ModelLoadSpec, TensorMetadata } from "./backend.js";
@@ -110,9 +111,9 @@ export class OnnxRuntimeBackend implements ModelBackend {
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: GRAPH_OPTIMIZATION[o.graph_optimization_level ?? "all"],
       executionMode: o.execution_mode ?? "sequential",
-      // A Knative pod usually gets one or two cores: ONNX Runtime's default of one
-      // thread per machine core oversubscribes it when several requests run at once.
-      intraOpNumThreads: o.intra_op_num_threads ?? 1,
+      // onnxruntime-node runs each session.run on the event loop thread, one at a time,
+      // so one run may use every CPU of the pod, but no more than the pod's CPU limit.
+      intraOpNumThreads: o.intra_op_num_threads ?? availableCpus(),
       interOpNumThreads: o.inter_op_num_threads ?? 1,
       enableCpuMemArena: o.enable_cpu_mem_arena ?? true,
       enableMemPattern: o.enable_mem_pattern ?? true,

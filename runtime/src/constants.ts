@@ -1,0 +1,47 @@
+/**
+ * Facts about the runtime that other artefacts must agree with: the Knative and
+ * KServe manifests are generated from these, the README documents them, and the
+ * metrics module registers exactly these names.
+ */
+export const DEFAULT_HTTP_PORT = 8080;
+
+export const PATHS = {
+  live: "/v2/health/live",
+  ready: "/v2/health/ready",
+  metrics: "/metrics",
+  openapi: "/openapi.json",
+} as const;
+
+/** Where KServe's storage initializer and our model puller put the model. */
+export const MODEL_MOUNT_PATH = "/mnt/models";
+
+/** Environment variables the server reads (see config.ts for their meaning and defaults). */
+export const ENV = {
+  port: "PORT",
+  host: "HOST",
+  modelRepository: "MODEL_REPOSITORY",
+  modelName: "MODEL_NAME",
+  modelDir: "MODEL_DIR",
+  strictReadiness: "STRICT_READINESS",
+  maxRequestBytes: "MAX_REQUEST_BYTES",
+  logLevel: "LOG_LEVEL",
+  executionProviders: "EXECUTION_PROVIDERS",
+  configFile: "CONFIG_FILE",
+} as const;
+
+/**
+ * Prometheus metric names served at /metrics. Labels: model, version, protocol
+ * (v2 | v1 | cloudevent | grpc), status_code (HTTP status of the answer).
+ * Histograms carry the usual _bucket/_sum/_count series.
+ */
+export const METRICS = {
+  requests: "inference_server_requests_total",
+  requestDuration: "inference_server_request_duration_seconds",
+  inferenceDuration: "inference_server_inference_duration_seconds",
+  queueDuration: "inference_server_queue_duration_seconds",
+  batchSize: "inference_server_batch_size",
+  inFlight: "inference_server_requests_in_flight",
+  inputBytes: "inference_server_request_input_bytes",
+  modelLoadDuration: "inference_server_model_load_duration_seconds",
+  modelReady: "inference_server_model_ready",
+} as const;
