@@ -32,6 +32,10 @@ export const ConfigSchema = z
     maxRequestBytes: z.coerce.number({ error: "expected a number of bytes" }).int().positive().default(64 * 1024 * 1024),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     executionProviders: providerList.default(["cpu"]),
+    /** The model repository extension's load and unload calls (the index stays readable). */
+    repositoryApi: z.enum(["enabled", "disabled"]).default("enabled"),
+    /** A bearer token every repository call must carry; mount it from a Secret. */
+    repositoryApiToken: z.string().min(16, "use a token of at least 16 characters").optional(),
   })
   .strict()
   .refine((c) => (c.modelName === undefined) === (c.modelDir === undefined), {
@@ -54,6 +58,8 @@ const SOURCES: Record<Key, { env: string; flags: string[] }> = {
   maxRequestBytes: { env: ENV.maxRequestBytes, flags: ["--max-request-bytes"] },
   logLevel: { env: ENV.logLevel, flags: ["--log-level", "--log_level"] },
   executionProviders: { env: ENV.executionProviders, flags: ["--execution-providers"] },
+  repositoryApi: { env: ENV.repositoryApi, flags: ["--repository-api"] },
+  repositoryApiToken: { env: ENV.repositoryApiToken, flags: [] },
 };
 
 export class ConfigError extends Error {}
@@ -72,6 +78,9 @@ Options (each also settable by the environment variable shown):
   --max-request-bytes N          request body limit (MAX_REQUEST_BYTES, default 67108864)
   --log-level LEVEL              fatal|error|warn|info|debug|trace|silent (LOG_LEVEL, default info)
   --execution-providers LIST     default providers, e.g. cuda,cpu (EXECUTION_PROVIDERS, default cpu)
+  --repository-api enabled|disabled
+                                 model load/unload API (REPOSITORY_API, default enabled);
+                                 REPOSITORY_API_TOKEN requires a bearer token for it
   --config FILE                  JSON file with any of these keys in camelCase (CONFIG_FILE)
   --help                         this text
 `;

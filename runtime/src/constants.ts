@@ -27,6 +27,8 @@ export const ENV = {
   logLevel: "LOG_LEVEL",
   executionProviders: "EXECUTION_PROVIDERS",
   configFile: "CONFIG_FILE",
+  repositoryApi: "REPOSITORY_API",
+  repositoryApiToken: "REPOSITORY_API_TOKEN",
 } as const;
 
 /**

@@ -10,13 +10,18 @@ import packageJson from "../../package.json" with { type: "json" };
 import { OnnxRuntimeBackend } from "./backends/onnxruntime.js";
 import { ConfigSchema, type Config, type ConfigInput } from "./config.js";
 import { DataPlane } from "./dataplane/dataplane.js";
+import { ModelRepositoryHandlers } from "./dataplane/model-repository.js";
 import { createLogger } from "./logging.js";
 import { ModelRegistry } from "./registry/registry.js";
-import { ModelRepository, RepositoryError, describeModelDir, type ModelDescriptor } from "./repository/repository.js";
+import { ModelRepository, SingleModelDirectory, type ModelSource } from "./repository/repository.js";
 import { createApp } from "./rest/app.js";
 
 /** The protocol extensions this server implements, as GET /v2 reports them. */
-export const EXTENSIONS: string[] = [];
+export function extensions(config: Config): string[] {
+  const list = ["binary_tensor_data", "statistics"];
+  if (config.repositoryApi === "enabled") list.push("model_repository");
+  return list.sort();
+}
 
 export interface RunningServer {
   url: string;
@@ -35,30 +40,26 @@ export interface StartOptions {
   logger?: Logger;
 }
 
-async function findModels(config: Config, repository: ModelRepository, logger: Logger): Promise<ModelDescriptor[]> {
-  if (config.modelName !== undefined && config.modelDir !== undefined) {
-    const descriptor = await describeModelDir(config.modelName, config.modelDir, { anyOnnxFile: true }).catch((err: Error) => {
-      throw new RepositoryError(`cannot read model directory ${config.modelDir}: ${err.message}`);
-    });
-    return descriptor ? [descriptor] : [];
-  }
-  const { models, skipped } = await repository.discover();
-  if (skipped.length > 0) logger.debug({ skipped }, "directories without a model were passed over");
-  return models;
-}
-
 export async function startServer(input: ConfigInput = {}, options: StartOptions = {}): Promise<RunningServer> {
   const config = ConfigSchema.parse(input);
   const logger = options.logger ?? createLogger(config.logLevel);
   const backend = new OnnxRuntimeBackend({ executionProviders: config.executionProviders });
   const registry = new ModelRegistry(backend, logger);
-  const repository = new ModelRepository(config.modelRepository);
-  const dataPlane = new DataPlane(registry, { name: packageJson.name, version: packageJson.version, extensions: EXTENSIONS }, { strictReadiness: config.strictReadiness });
+  const source: ModelSource =
+    config.modelName !== undefined && config.modelDir !== undefined
+      ? new SingleModelDirectory(config.modelName, config.modelDir)
+      : new ModelRepository(config.modelRepository);
+  const dataPlane = new DataPlane(registry, { name: packageJson.name, version: packageJson.version, extensions: extensions(config) }, { strictReadiness: config.strictReadiness });
 
   // Find the models before listening, so a missing repository fails the start instead of serving nothing.
-  const descriptors = await findModels(config, repository, logger);
+  const { models: descriptors, skipped } = await source.discover();
+  if (skipped.length > 0) logger.debug({ skipped }, "directories without a model were passed over");
 
-  const app = createApp(dataPlane, { maxRequestBytes: config.maxRequestBytes, logger });
+  const app = createApp(dataPlane, new ModelRepositoryHandlers(source, registry), {
+    maxRequestBytes: config.maxRequestBytes,
+    logger,
+    repositoryApi: { enabled: config.repositoryApi === "enabled", token: config.repositoryApiToken },
+  });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -70,7 +71,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   const { port } = server.address() as AddressInfo;
   const host = config.host && config.host !== "0.0.0.0" && config.host !== "::" ? config.host : "127.0.0.1";
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
-  logger.info({ port, model_repository: config.modelRepository, models: descriptors.map((d) => d.name) }, "listening");
+  logger.info({ port, model_repository: source.location, models: descriptors.map((d) => d.name) }, "listening");
 
   const started = performance.now();
   const modelsLoaded = Promise.all(descriptors.map((d) => registry.load(d))).then(() => {

@@ -3,7 +3,8 @@
  * request against the model's signature, runs it, and answers typed tensors.
  */
 import type { LoadedModel, TensorMetadata } from "../backends/backend.js";
-import type { ModelRegistry, ModelState } from "../registry/registry.js";
+import { acquire, type ModelRegistry, type ModelState } from "../registry/registry.js";
+import { ModelStatistics } from "../registry/statistics.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
 import { invalidInput } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./types.js";
@@ -97,6 +98,10 @@ export class DataPlane {
     return true;
   }
 
+  notReadyReason(): string {
+    return this.starting ? "models are loading" : "no model is ready";
+  }
+
   ready(): boolean {
     if (this.starting) return false;
     if (this.options.strictReadiness) return this.registry.allReady();
@@ -136,12 +141,43 @@ export class DataPlane {
 
   async infer(request: InferenceRequest): Promise<InferenceResponse> {
     const entry = this.registry.findReady(request.modelName, request.modelVersion);
-    const { model, settings } = entry;
-    validateInputs(request.modelName, model, request.inputs, settings.max_batch_size);
-    const outputNames = selectOutputs(request.modelName, model, request);
-    const outputs = await model.infer(request.inputs, outputNames, request.parameters);
-    const response: InferenceResponse = { modelName: request.modelName, modelVersion: entry.version, outputs };
-    if (request.id !== undefined) response.id = request.id;
-    return response;
+    const { model, settings, statistics } = entry;
+    const release = acquire(entry);
+    const started = performance.now();
+    try {
+      validateInputs(request.modelName, model, request.inputs, settings.max_batch_size);
+      const outputNames = selectOutputs(request.modelName, model, request);
+      const dispatched = performance.now();
+      ModelStatistics.add(statistics.stats.compute_input, dispatched - started);
+      ModelStatistics.add(statistics.stats.queue, 0);
+      const outputs = await model.infer(request.inputs, outputNames, request.parameters);
+      const computed = performance.now();
+      ModelStatistics.add(statistics.stats.compute_infer, computed - dispatched);
+      const response: InferenceResponse = { modelName: request.modelName, modelVersion: entry.version, outputs };
+      if (request.id !== undefined) response.id = request.id;
+      const finished = performance.now();
+      ModelStatistics.add(statistics.stats.compute_output, finished - computed);
+      ModelStatistics.add(statistics.stats.success, finished - started);
+      statistics.inferenceCount += batchSize(request, settings.max_batch_size);
+      statistics.executionCount++;
+      statistics.lastInference = Date.now();
+      return response;
+    } catch (err) {
+      ModelStatistics.add(statistics.stats.fail, performance.now() - started);
+      throw err;
+    } finally {
+      release();
+    }
   }
+
+  /** Triton-shaped statistics for every loaded version, or for one model (and version). */
+  statistics(name?: string, version?: string) {
+    const entries = name === undefined ? this.registry.all() : version === undefined ? this.registry.versions(name) : [this.registry.find(name, version)];
+    return { model_stats: entries.map((e) => e.statistics.toJSON(e.name, e.version)) };
+  }
+}
+
+/** Rows in the request: the batch dimension for batching models, else one inference. */
+function batchSize(request: InferenceRequest, maxBatchSize: number): number {
+  return maxBatchSize > 0 ? (request.inputs[0]?.shape[0] ?? 1) : 1;
 }

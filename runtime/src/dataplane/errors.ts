@@ -2,7 +2,7 @@
  * The errors the data plane raises, each with the HTTP status KServe uses for it.
  * Transports map `status` onto their own wire (HTTP status, CloudEvent reply, gRPC code).
  */
-export type ErrorStatus = 400 | 404 | 413 | 415 | 500 | 501 | 503 | 504;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 413 | 415 | 500 | 501 | 503 | 504;
 
 export class InferenceError extends Error {
   constructor(

@@ -7,6 +7,7 @@ import type { LoadedModel, ModelBackend } from "../backends/backend.js";
 import { modelNotFound, modelNotReady } from "../dataplane/errors.js";
 import type { ModelDescriptor } from "../repository/repository.js";
 import type { ModelSettings } from "../repository/settings.js";
+import { ModelStatistics } from "./statistics.js";
 
 export type ModelState = "LOADING" | "READY" | "UNAVAILABLE" | "UNLOADING";
 
@@ -18,6 +19,10 @@ export interface ModelVersion {
   model?: LoadedModel;
   settings: ModelSettings;
   loadMs?: number;
+  statistics: ModelStatistics;
+  /** Requests currently using `model`; an unload waits for this to reach zero. */
+  inflight: number;
+  onIdle?: () => void;
 }
 
 /** A model version known to be ready, with its loaded backend model. */
@@ -34,79 +39,131 @@ export function selectVersions(descriptor: ModelDescriptor): string[] {
   return all.slice(-policy.latest.num_versions);
 }
 
+/** Marks a request as using a model version until the returned function is called. */
+export function acquire(entry: ModelVersion): () => void {
+  entry.inflight++;
+  return () => {
+    if (--entry.inflight === 0 && entry.onIdle) entry.onIdle();
+  };
+}
+
+function idle(entry: ModelVersion): Promise<void> {
+  if (entry.inflight === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    entry.onIdle = resolve;
+  });
+}
+
 export class ModelRegistry {
   private readonly models = new Map<string, ModelVersion[]>();
+  /** Load and unload calls for one model run one after another. */
+  private readonly pending = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly backend: ModelBackend,
     private readonly logger: Logger,
   ) {}
 
-  /** Loads (or reloads) every selected version of a model; resolves when each is READY or UNAVAILABLE. */
-  async load(descriptor: ModelDescriptor): Promise<void> {
+  private serialize<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.pending.get(name);
+    // Start at once when idle, so the model shows LOADING before load() returns.
+    const next = previous ? previous.catch(() => undefined).then(work) : work();
+    this.pending.set(name, next);
+    void next.finally(() => {
+      if (this.pending.get(name) === next) this.pending.delete(name);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Loads (or reloads) every selected version of a model; resolves when each is
+   * READY or UNAVAILABLE. On reload the old versions serve until the new ones are
+   * loaded, and a version that fails to reload keeps its old, working model.
+   */
+  load(descriptor: ModelDescriptor): Promise<ModelVersion[]> {
+    return this.serialize(descriptor.name, () => this.loadNow(descriptor));
+  }
+
+  private async loadNow(descriptor: ModelDescriptor): Promise<ModelVersion[]> {
     const { name, settings } = descriptor;
     const previous = this.models.get(name);
-    const unavailable = (version: string, reason: string): ModelVersion => ({ name, version, state: "UNAVAILABLE", reason, settings });
+    const entry = (version: string, state: ModelState, reason?: string): ModelVersion => ({
+      name, version, state, reason, settings, statistics: new ModelStatistics(), inflight: 0,
+    });
 
     let next: ModelVersion[];
     if (descriptor.settingsError) {
-      next = [unavailable("1", descriptor.settingsError)];
+      next = [entry("1", "UNAVAILABLE", descriptor.settingsError)];
     } else {
       const selected = selectVersions(descriptor);
       if (selected.length === 0) {
         const reason = descriptor.versions.length === 0
           ? `no ${settings.default_model_filename} found in ${descriptor.dir}`
           : `the version policy selects none of the versions on disk (${descriptor.versions.map((v) => v.version).join(", ")})`;
-        next = [unavailable("1", reason)];
+        next = [entry("1", "UNAVAILABLE", reason)];
       } else {
-        next = selected.map((version) => ({ name, version, state: "LOADING", settings }));
+        next = selected.map((version) => entry(version, "LOADING"));
       }
     }
-    // Until the new versions are loaded, the old ones keep serving: requests never see a gap on reload.
     if (!previous) this.models.set(name, next);
 
     await Promise.all(
-      next.filter((v) => v.state === "LOADING").map(async (entry) => {
-        const file = descriptor.versions.find((v) => v.version === entry.version)?.file;
+      next.filter((v) => v.state === "LOADING").map(async (version) => {
+        const file = descriptor.versions.find((v) => v.version === version.version)?.file;
         if (!file) {
-          Object.assign(entry, { state: "UNAVAILABLE", reason: `version ${entry.version} has no ${settings.default_model_filename}` });
+          Object.assign(version, { state: "UNAVAILABLE", reason: `version ${version.version} has no ${settings.default_model_filename}` });
           return;
         }
         const started = performance.now();
         try {
-          entry.model = await this.backend.load({ name, version: entry.version, file, settings, logger: this.logger });
-          entry.loadMs = performance.now() - started;
-          entry.state = "READY";
+          version.model = await this.backend.load({ name, version: version.version, file, settings, logger: this.logger });
+          version.loadMs = performance.now() - started;
+          version.state = "READY";
           this.logger.info(
-            { model: name, version: entry.version, load_ms: Math.round(entry.loadMs * 10) / 10, execution_providers: entry.model.executionProviders },
+            { model: name, version: version.version, load_ms: Math.round(version.loadMs * 10) / 10, execution_providers: version.model.executionProviders },
             "model loaded",
           );
         } catch (err) {
-          entry.state = "UNAVAILABLE";
-          entry.reason = `failed to load ${file}: ${(err as Error).message}`;
+          version.state = "UNAVAILABLE";
+          version.reason = `failed to load ${file}: ${(err as Error).message}`;
         }
       }),
     );
-    for (const entry of next) {
-      if (entry.state === "UNAVAILABLE") this.logger.error({ model: name, version: entry.version, reason: entry.reason }, "model unavailable");
+    for (const v of next) {
+      if (v.state === "UNAVAILABLE") this.logger.error({ model: name, version: v.version, reason: v.reason }, "model unavailable");
     }
-    this.models.set(name, next);
-    if (previous) await this.release(previous);
+    // A failed reload keeps the working version it was meant to replace.
+    const kept = next.map((v) => {
+      const old = previous?.find((p) => p.version === v.version && p.state === "READY");
+      return v.state !== "READY" && old ? old : v;
+    });
+    this.models.set(name, kept);
+    if (previous) await this.release(previous.filter((p) => !kept.includes(p)));
+    return next;
   }
 
   /** Unloads every version of a model. Throws a 404 for a model the registry has never seen. */
-  async unload(name: string): Promise<void> {
-    const versions = this.models.get(name);
-    if (!versions) throw modelNotFound(`model '${name}' is not in the registry`);
-    this.models.delete(name);
-    await this.release(versions);
+  unload(name: string): Promise<void> {
+    return this.serialize(name, async () => {
+      const versions = this.models.get(name);
+      if (!versions) throw modelNotFound(`model '${name}' is not loaded`);
+      for (const v of versions) if (v.state === "READY") v.state = "UNLOADING";
+      await this.release(versions);
+      this.models.delete(name);
+    });
   }
 
+  has(name: string): boolean {
+    return this.models.has(name);
+  }
+
+  /** Unloads versions once the requests still using them have finished. */
   private async release(versions: ModelVersion[]): Promise<void> {
     await Promise.all(
       versions.map(async (v) => {
         if (!v.model) return;
         v.state = "UNLOADING";
+        await idle(v);
         try {
           await v.model.unload();
         } catch (err) {

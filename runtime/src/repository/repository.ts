@@ -102,10 +102,23 @@ export async function describeModelDir(name: string, dir: string, options: { any
   return { name, dir: absDir, versions, settings, settingsError: error };
 }
 
-export class ModelRepository {
+/** Where models come from: a repository of many, or KServe's single model directory. */
+export interface ModelSource {
+  /** What the user sees in logs and errors, e.g. the directory. */
+  readonly location: string;
+  /** Every model, sorted by name; `skipped` lists directories passed over. Throws when the source is missing. */
+  discover(): Promise<{ models: ModelDescriptor[]; skipped: string[] }>;
+  /** One model by name, for the repository extension's load call; undefined when absent. */
+  describe(name: string): Promise<ModelDescriptor | undefined>;
+}
+
+export class ModelRepository implements ModelSource {
   constructor(readonly root: string) {}
 
-  /** Every model in the repository, sorted by name. Throws when the root is missing. */
+  get location(): string {
+    return resolve(this.root);
+  }
+
   async discover(): Promise<{ models: ModelDescriptor[]; skipped: string[] }> {
     const root = resolve(this.root);
     if (!(await isDirectory(root))) throw new RepositoryError(`model repository ${root} does not exist or is not a directory`);
@@ -126,10 +139,32 @@ export class ModelRepository {
     return { models, skipped };
   }
 
-  /** One model by name, as the repository extension's load call needs it. */
   async describe(name: string): Promise<ModelDescriptor | undefined> {
     const dir = join(resolve(this.root), name);
     if (!MODEL_NAME_PATTERN.test(name) || !(await isDirectory(dir))) return undefined;
     return describeModelDir(name, dir);
+  }
+}
+
+/** KServe's `--model_name NAME --model_dir DIR`: one model, whatever its file is called. */
+export class SingleModelDirectory implements ModelSource {
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+  ) {}
+
+  get location(): string {
+    return resolve(this.dir);
+  }
+
+  async discover(): Promise<{ models: ModelDescriptor[]; skipped: string[] }> {
+    if (!(await isDirectory(this.dir))) throw new RepositoryError(`model directory ${this.location} does not exist or is not a directory`);
+    const descriptor = await describeModelDir(this.name, this.dir, { anyOnnxFile: true });
+    return { models: descriptor ? [descriptor] : [], skipped: [] };
+  }
+
+  async describe(name: string): Promise<ModelDescriptor | undefined> {
+    if (name !== this.name || !(await isDirectory(this.dir))) return undefined;
+    return describeModelDir(this.name, this.dir, { anyOnnxFile: true });
   }
 }

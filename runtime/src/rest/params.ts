@@ -3,11 +3,15 @@ import { invalidInput } from "../dataplane/errors.js";
 import { preview } from "../tensor/datatypes.js";
 import { MODEL_NAME_PATTERN, VERSION_PATTERN } from "../repository/repository.js";
 
+export function checkModelName(name: string): string {
+  if (!MODEL_NAME_PATTERN.test(name)) throw invalidInput(`invalid model name ${preview(name)}`);
+  return name;
+}
+
 /** The model name and version from the URL, refused unless they are plain names (no path tricks). */
 export function modelParams(c: Context): { name: string; version?: string } {
-  const name = c.req.param("name") ?? "";
+  const name = checkModelName(c.req.param("name") ?? "");
   const version = c.req.param("version");
-  if (!MODEL_NAME_PATTERN.test(name)) throw invalidInput(`invalid model name ${preview(name)}`);
   if (version !== undefined && !VERSION_PATTERN.test(version)) throw invalidInput(`invalid model version ${preview(version)}; versions are positive integers`);
   return { name, version: version === undefined ? undefined : String(Number(version)) };
 }

@@ -16,7 +16,8 @@ export const RequestInputSchema = z.object({
   shape: z.array(z.number({ error: "must be a number" }).int("must be an integer").min(0, "must not be negative"), { error: "must be an array of dimensions" }),
   datatype: DatatypeSchema,
   parameters: ParametersSchema.optional(),
-  data: z.unknown(),
+  /** Flat or nested row-major values; absent when the tensor travels as binary data (parameters.binary_data_size). */
+  data: z.unknown().optional(),
 });
 
 export const RequestOutputSchema = z.object({
@@ -74,3 +75,63 @@ export const ServerMetadataSchema = z.object({
   version: z.string(),
   extensions: z.array(z.string()),
 });
+
+export const RepositoryIndexRequestSchema = z.object(
+  { ready: z.boolean({ error: "must be true or false" }).optional() },
+  { error: "the body must be a JSON object" },
+);
+
+export const RepositoryIndexResponseSchema = z.array(
+  z.object({
+    name: z.string(),
+    version: z.string().optional(),
+    state: z.enum(["READY", "UNAVAILABLE", "LOADING", "UNLOADING"]),
+    reason: z.string().optional(),
+  }),
+);
+
+export const RepositoryLoadRequestSchema = z.object(
+  {
+    parameters: z
+      .object({
+        /** model-settings.json content to use for this load instead of the file on disk. */
+        config: z.string({ error: "must be a string of model-settings JSON" }).optional(),
+        unload_dependents: z.boolean().optional(),
+      })
+      .optional(),
+  },
+  { error: "the body must be a JSON object" },
+);
+
+const DurationSchema = z.object({ count: z.number().int(), ns: z.number().int() });
+
+export const ModelStatisticsResponseSchema = z.object({
+  model_stats: z.array(
+    z.object({
+      name: z.string(),
+      version: z.string(),
+      last_inference: z.number().int(),
+      inference_count: z.number().int(),
+      execution_count: z.number().int(),
+      inference_stats: z.object({
+        success: DurationSchema, fail: DurationSchema, queue: DurationSchema,
+        compute_input: DurationSchema, compute_infer: DurationSchema, compute_output: DurationSchema,
+      }),
+      batch_stats: z.array(z.unknown()),
+    }),
+  ),
+});
+
+export const V1PredictRequestSchema = z
+  .object(
+    {
+      instances: z.unknown().optional(),
+      inputs: z.unknown().optional(),
+    },
+    { error: "the body must be a JSON object with an 'instances' list" },
+  )
+  .refine((b) => b.instances !== undefined || b.inputs !== undefined, { message: "the body needs an 'instances' (or 'inputs') list" });
+
+export const V1PredictResponseSchema = z.object({ predictions: z.array(z.unknown()) });
+export const V1ModelReadySchema = z.object({ name: z.string(), ready: z.boolean() });
+export const V1ModelListSchema = z.object({ models: z.array(z.string()) });

@@ -38,7 +38,7 @@ describe("health and server metadata", () => {
   it("reports name, version and only the extensions it implements", async () => {
     const { status, body } = await getJson(`${url}/v2`);
     expect(status).toBe(200);
-    expect(body).toEqual({ name: "inference-runtime", version: expect.stringMatching(/^\d+\.\d+\.\d+/), extensions: [] });
+    expect(body).toEqual({ name: "inference-runtime", version: expect.stringMatching(/^\d+\.\d+\.\d+/), extensions: ["binary_tensor_data", "model_repository", "statistics"] });
   });
 
   it("lists the models in the repository with their states, passing over folders without a model", async () => {

@@ -3,41 +3,16 @@
  * data plane's request type and back. No inference logic lives here.
  */
 import { Hono, type Context } from "hono";
-import { decodeJsonTensor, encodeJsonData } from "../codecs/json.js";
+import { splitBinaryBody } from "../codecs/binary.js";
+import { binaryOutputNames, encodeInferenceResponse, toInferenceRequest, toRawInferenceRequest } from "../codecs/v2.js";
 import type { DataPlane } from "../dataplane/dataplane.js";
-import { invalidInput } from "../dataplane/errors.js";
-import type { InferenceRequest, InferenceResponse } from "../dataplane/types.js";
-import { formatZodError } from "../dataplane/zod-errors.js";
-import { readJsonBody } from "./body.js";
+import type { InferenceRequest } from "../dataplane/types.js";
+import { parseJson, readBody } from "./body.js";
 import { modelParams } from "./params.js";
-import { InferenceRequestSchema } from "./schemas.js";
 
-export function toInferenceRequest(body: unknown, modelName: string, modelVersion?: string): InferenceRequest {
-  const parsed = InferenceRequestSchema.safeParse(body);
-  if (!parsed.success) throw invalidInput(`invalid inference request: ${formatZodError(parsed.error)}`);
-  const { id, parameters, inputs, outputs } = parsed.data;
-  const request: InferenceRequest = { modelName, modelVersion, inputs: inputs.map(decodeJsonTensor) };
-  if (id !== undefined) request.id = id;
-  if (parameters) request.parameters = parameters;
-  if (outputs) request.outputs = outputs;
-  return request;
-}
+export const INFERENCE_HEADER_CONTENT_LENGTH = "inference-header-content-length";
 
-/** The V2 JSON response, written as text so tensor data never round-trips through boxed arrays. */
-export function encodeInferenceResponse(response: InferenceResponse): string {
-  let json = `{"model_name":${JSON.stringify(response.modelName)},"model_version":${JSON.stringify(response.modelVersion)}`;
-  if (response.id !== undefined) json += `,"id":${JSON.stringify(response.id)}`;
-  if (response.parameters) json += `,"parameters":${JSON.stringify(response.parameters)}`;
-  json += ',"outputs":[';
-  response.outputs.forEach((t, i) => {
-    json += `${i ? "," : ""}{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(",")}]`;
-    if (t.parameters) json += `,"parameters":${JSON.stringify(t.parameters)}`;
-    json += `,"data":${encodeJsonData(t)}}`;
-  });
-  return `${json}]}`;
-}
-
-export function v2Routes(dataPlane: DataPlane): Hono {
+export function v2Routes(dataPlane: DataPlane, options: { maxRequestBytes: number }): Hono {
   const app = new Hono();
 
   app.get("/v2/health/live", (c) => c.json({ live: dataPlane.live() }, dataPlane.live() ? 200 : 503));
@@ -45,10 +20,19 @@ export function v2Routes(dataPlane: DataPlane): Hono {
     if (dataPlane.ready()) return c.json({ ready: true });
     const waiting = dataPlane.modelStatuses().filter((s) => s.state !== "READY");
     const detail = waiting.map((s) => `${s.name}/${s.version} ${s.state}${s.reason ? `: ${s.reason}` : ""}`).join("; ");
-    return c.json({ ready: false, error: `not ready: ${detail || "starting"}` }, 503);
+    return c.json({ ready: false, error: `not ready: ${detail || dataPlane.notReadyReason()}` }, 503);
   });
   app.get("/v2", (c) => c.json(dataPlane.metadata()));
   app.get("/v2/models", (c) => c.json({ models: dataPlane.registry.names(), states: dataPlane.modelStatuses() }));
+
+  // Statistics before metadata: `/v2/models/stats` is not a model called "stats".
+  app.get("/v2/models/stats", (c) => c.json(dataPlane.statistics()));
+  const stats = (c: Context) => {
+    const { name, version } = modelParams(c);
+    return c.json(dataPlane.statistics(name, version));
+  };
+  app.get("/v2/models/:name/stats", stats);
+  app.get("/v2/models/:name/versions/:version/stats", stats);
 
   const ready = (c: Context) => {
     const { name, version } = modelParams(c);
@@ -71,10 +55,26 @@ export function v2Routes(dataPlane: DataPlane): Hono {
     const { name, version } = modelParams(c);
     // Resolve the model before reading the body: an unknown model is a 404 whatever was sent.
     dataPlane.registry.find(name, version);
-    const request = toInferenceRequest(await readJsonBody(c), name, version);
+    const body = await readBody(c, options.maxRequestBytes);
+    const headerLength = c.req.header(INFERENCE_HEADER_CONTENT_LENGTH);
+    let request: InferenceRequest;
+    if (headerLength === undefined) {
+      request = toInferenceRequest(parseJson(body), name, version);
+    } else {
+      const { header, binary } = splitBinaryBody(body, headerLength);
+      request = header.byteLength === 0
+        ? toRawInferenceRequest(dataPlane.registry.findReady(name, version).model, binary, name, version)
+        : toInferenceRequest(parseJson(header, "the JSON header"), name, version, binary);
+    }
     const response = await dataPlane.infer(request);
-    // A fresh headers object each time: Hono may keep and extend the one it is given.
-    return c.body(encodeInferenceResponse(response), 200, { "content-type": "application/json" });
+    const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response));
+    // Fresh header objects each time: Hono may keep and extend the one it is given.
+    if (binary.length === 0) return c.body(json, 200, { "content-type": "application/json" });
+    const header = Buffer.from(json, "utf8");
+    return c.body(Buffer.concat([header, ...binary]), 200, {
+      "content-type": "application/octet-stream",
+      "inference-header-content-length": String(header.byteLength),
+    });
   };
   app.post("/v2/models/:name/infer", infer);
   app.post("/v2/models/:name/versions/:version/infer", infer);

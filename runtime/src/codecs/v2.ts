@@ -1,0 +1,109 @@
+/**
+ * The V2 inference request and response on the wire (JSON, optionally followed
+ * by binary tensor data) to and from the data plane's types. Shared by every
+ * transport that carries V2 bodies: REST and CloudEvents.
+ */
+import type { LoadedModel } from "../backends/backend.js";
+import { invalidInput } from "../dataplane/errors.js";
+import type { InferenceRequest, InferenceResponse } from "../dataplane/types.js";
+import { formatZodError } from "../dataplane/zod-errors.js";
+import { InferenceRequestSchema } from "../rest/schemas.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { decodeBinaryTensor, encodeBinaryData, rawInputShape } from "./binary.js";
+import { decodeJsonTensor, encodeJsonData } from "./json.js";
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A parsed V2 JSON request into the data plane's request. `binary` is the
+ * section after the JSON header, when the client used the binary extension.
+ */
+export function toInferenceRequest(body: unknown, modelName: string, modelVersion: string | undefined, binary?: Uint8Array): InferenceRequest {
+  const parsed = InferenceRequestSchema.safeParse(body);
+  if (!parsed.success) throw invalidInput(`invalid inference request: ${formatZodError(parsed.error)}`);
+  const { id, parameters, inputs, outputs } = parsed.data;
+  let cursor = 0;
+  const tensors = inputs.map((input): Tensor => {
+    const size = input.parameters?.binary_data_size;
+    if (size === undefined) return decodeJsonTensor(input);
+    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+      throw invalidInput(`input '${input.name}': binary_data_size must be a non-negative integer`);
+    }
+    if (!binary) throw invalidInput(`input '${input.name}' has binary_data_size but the request has no Inference-Header-Content-Length header`);
+    if (input.data !== undefined) throw invalidInput(`input '${input.name}' has both 'data' and binary_data_size; send one`);
+    if (cursor + size > binary.byteLength) {
+      throw invalidInput(`input '${input.name}': binary_data_size ${size} runs past the end of the body (${binary.byteLength - cursor} bytes of binary data left)`);
+    }
+    const tensor = decodeBinaryTensor(input, binary.subarray(cursor, cursor + size));
+    cursor += size;
+    return tensor;
+  });
+  if (binary && cursor !== binary.byteLength) {
+    throw invalidInput(`the body has ${binary.byteLength - cursor} bytes of binary data after the last input's binary_data_size`);
+  }
+  const request: InferenceRequest = { modelName, modelVersion, inputs: tensors };
+  if (id !== undefined) request.id = id;
+  if (parameters) request.parameters = parameters;
+  if (outputs) request.outputs = outputs;
+  return request;
+}
+
+/** Raw binary mode (Inference-Header-Content-Length: 0): the body is the single input's bytes. */
+export function toRawInferenceRequest(model: LoadedModel, bytes: Uint8Array, modelName: string, modelVersion?: string): InferenceRequest {
+  if (model.inputs.length !== 1) {
+    throw invalidInput(`raw binary requests need a model with one input; '${modelName}' has ${model.inputs.length}: ${model.inputs.map((i) => i.name).join(", ")}`);
+  }
+  const meta = model.inputs[0]!;
+  const shape = rawInputShape(meta.name, meta.datatype, meta.shape, bytes.byteLength);
+  if (meta.datatype === "BYTES") {
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      throw invalidInput(`raw binary input '${meta.name}' is not valid UTF-8`);
+    }
+    return { modelName, modelVersion, inputs: [{ name: meta.name, datatype: "BYTES", shape, data: [text] }] };
+  }
+  const tensor = decodeBinaryTensor({ name: meta.name, datatype: meta.datatype, shape }, bytes);
+  return { modelName, modelVersion, inputs: [tensor] };
+}
+
+/** Which outputs go back as binary: a per-output `binary_data` overrides the request's `binary_data_output`. */
+export function binaryOutputNames(request: InferenceRequest, response: InferenceResponse): Set<string> {
+  const all = request.parameters?.binary_data_output === true;
+  const perOutput = new Map(request.outputs?.map((o) => [o.name, o.parameters?.binary_data]));
+  const names = new Set<string>();
+  for (const t of response.outputs) {
+    const own = perOutput.get(t.name);
+    if (own === true || (own === undefined && all)) names.add(t.name);
+  }
+  return names;
+}
+
+export interface EncodedResponse {
+  /** The JSON document (the whole body when `binary` is empty). */
+  json: string;
+  /** Binary sections in output order, to follow the JSON. */
+  binary: Uint8Array[];
+}
+
+/** The V2 response, written as text so tensor data never round-trips through boxed arrays. */
+export function encodeInferenceResponse(response: InferenceResponse, binaryOutputs: ReadonlySet<string> = new Set()): EncodedResponse {
+  const binary: Uint8Array[] = [];
+  let json = `{"model_name":${JSON.stringify(response.modelName)},"model_version":${JSON.stringify(response.modelVersion)}`;
+  if (response.id !== undefined) json += `,"id":${JSON.stringify(response.id)}`;
+  if (response.parameters) json += `,"parameters":${JSON.stringify(response.parameters)}`;
+  json += ',"outputs":[';
+  response.outputs.forEach((t, i) => {
+    json += `${i ? "," : ""}{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(",")}]`;
+    if (binaryOutputs.has(t.name)) {
+      const bytes = encodeBinaryData(t);
+      binary.push(bytes);
+      json += `,"parameters":${JSON.stringify({ ...t.parameters, binary_data_size: bytes.byteLength })}}`;
+    } else {
+      if (t.parameters) json += `,"parameters":${JSON.stringify(t.parameters)}`;
+      json += `,"data":${encodeJsonData(t)}}`;
+    }
+  });
+  return { json: `${json}]}`, binary };
+}
