@@ -3,6 +3,7 @@
  * `npm run models:build` writes them; models/build/rebuild.test.ts checks the
  * committed bytes still match.
  */
+import { buildSentimentModel } from "./sentiment/index.js";
 import { buildSimple } from "./simple.js";
 
 export interface CatalogEntry {
@@ -11,4 +12,7 @@ export interface CatalogEntry {
   build: () => Uint8Array | Promise<Uint8Array>;
 }
 
-export const CATALOG: CatalogEntry[] = [{ path: "simple/1/model.onnx", build: buildSimple }];
+export const CATALOG: CatalogEntry[] = [
+  { path: "simple/1/model.onnx", build: buildSimple },
+  { path: "sentiment/1/model.onnx", build: buildSentimentModel },
+];

@@ -3,7 +3,8 @@
  * version; concurrent runs share it, which ONNX Runtime supports.
  */
 import * as ort from "onnxruntime-node";
-import type { Datatype } from "../tensor/datatypes.js";
+import { invalidInput, unsupported } from "../dataplane/errors.js";
+import { truncate, type Datatype } from "../tensor/datatypes.js";
 import { availableCpus } from "./cpu.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
 import type { TensorOverride } from "../repository/settings.js";
@@ -22,6 +23,13 @@ const DATATYPE_TO_ORT: Partial<Record<Datatype, ort.Tensor.Type>> = Object.fromE
 );
 
 export class ModelLoadError extends Error {}
+
+/** ONNX Runtime's string tensors are C strings: text after a NUL would be dropped without a word. */
+function rejectNul(name: string, data: readonly string[]): void {
+  for (let i = 0; i < data.length; i++) {
+    if (data[i]!.includes("\0")) throw invalidInput(`input '${name}': BYTES element ${i} contains a NUL character, which ONNX Runtime string tensors cannot hold`);
+  }
+}
 
 function toMetadata(kind: "input" | "output", meta: ort.InferenceSession.ValueMetadata): TensorMetadata | undefined {
   if (!meta.isTensor) return undefined;
@@ -67,6 +75,7 @@ function signature(kind: "input" | "output", metas: readonly ort.InferenceSessio
 class OnnxRuntimeModel implements LoadedModel {
   readonly platform = ONNX_PLATFORM;
   constructor(
+    private readonly name: string,
     private readonly session: ort.InferenceSession,
     readonly inputs: TensorMetadata[],
     readonly outputs: TensorMetadata[],
@@ -77,10 +86,18 @@ class OnnxRuntimeModel implements LoadedModel {
     const feeds: Record<string, ort.Tensor> = {};
     for (const t of inputs) {
       const type = DATATYPE_TO_ORT[t.datatype];
-      if (!type) throw new Error(`datatype ${t.datatype} cannot be fed to ONNX Runtime`);
+      if (!type) throw unsupported(`datatype ${t.datatype} cannot be fed to ONNX Runtime`);
+      if (type === "string") rejectNul(t.name, t.data as string[]);
       feeds[t.name] = new ort.Tensor(type, t.data as ort.Tensor.DataType, t.shape);
     }
-    const results = await this.session.run(feeds, outputNames as string[]);
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await this.session.run(feeds, outputNames as string[]);
+    } catch (err) {
+      // The request passed every check against the signature, so a failing run means the
+      // graph refused these values (an empty batch, an index out of range): the client's to fix.
+      throw invalidInput(`model '${this.name}' could not run on this input: ${truncate(String((err as Error).message ?? err).replace(/\s+/g, " "), 300)}`);
+    }
     return outputNames.map((name) => {
       const value = results[name]!;
       return {
@@ -137,7 +154,7 @@ export class OnnxRuntimeBackend implements ModelBackend {
       const inputs = signature("input", session.inputMetadata, spec.settings.inputs);
       const outputs = signature("output", session.outputMetadata, spec.settings.outputs);
       if (outputs.length === 0) throw new ModelLoadError("the model has no tensor outputs");
-      return new OnnxRuntimeModel(session, inputs, outputs, providers);
+      return new OnnxRuntimeModel(spec.name, session, inputs, outputs, providers);
     } catch (err) {
       await session.release();
       throw err;

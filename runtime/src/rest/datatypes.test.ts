@@ -75,3 +75,23 @@ describe("every datatype round-trips through a real model", () => {
     expect(body.outputs[0].data).toEqual([true, false]);
   });
 });
+
+describe("what ONNX Runtime cannot take is a 400, not a 500", () => {
+  it("refuses a string with a NUL character instead of silently cutting it", async () => {
+    const { status, body } = await postJson(`${server.url}/v2/models/identity_bytes/infer`, { inputs: [{ name: "INPUT", shape: [1, 2], datatype: "BYTES", data: ["ok", "a\u0000 hidden"] }] });
+    expect(status).toBe(400);
+    expect(body.error).toBe("input 'INPUT': BYTES element 1 contains a NUL character, which ONNX Runtime string tensors cannot hold");
+  });
+
+  it("answers a graph that refuses the values with a 400 naming the model", async () => {
+    // Add broadcasting fails: the shapes fit the declared [-1,16] only when both batch sizes agree.
+    const { status, body } = await postJson(`${server.url}/v2/models/simple/infer`, {
+      inputs: [
+        { name: "INPUT0", shape: [2, 16], datatype: "INT32", data: Array(32).fill(1) },
+        { name: "INPUT1", shape: [3, 16], datatype: "INT32", data: Array(48).fill(1) },
+      ],
+    });
+    expect(status).toBe(400);
+    expect(body.error).toMatch(/^model 'simple' could not run on this input: /);
+  });
+});
