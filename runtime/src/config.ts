@@ -36,6 +36,29 @@ export const ConfigSchema = z
     repositoryApi: z.enum(["enabled", "disabled"]).default("enabled"),
     /** A bearer token every repository call must carry; mount it from a Secret. */
     repositoryApiToken: z.string().min(16, "use a token of at least 16 characters").optional(),
+    logFormat: z.enum(["json", "pretty"]).default("json"),
+    /** A request still running after this is answered 504 (its model run is not interrupted, but nothing waits on it). */
+    requestTimeoutMs: z.coerce.number({ error: "expected milliseconds" }).int().positive().default(60_000),
+    /** Requests one model may have in progress before new ones get 503 with Retry-After. */
+    maxInflightPerModel: z.coerce.number({ error: "expected a number" }).int().positive().default(1024),
+    /** On SIGTERM: readiness turns 503 at once; new connections are still taken for this long (endpoints update). */
+    drainDelayMs: z.coerce.number({ error: "expected milliseconds" }).int().min(0).default(2_000),
+    /** On SIGTERM: the longest to wait for in-flight work before exiting anyway (keep below terminationGracePeriodSeconds). */
+    drainTimeoutMs: z.coerce.number({ error: "expected milliseconds" }).int().positive().default(25_000),
+    /** Run one inference per model before reporting ready, so the first user request is not the slow one. */
+    warmup: booleanish.default(true),
+    /** CloudEvent replies: type and source (KServe's CE_TYPE / CE_SOURCE), and whether request extensions carry over. */
+    ceType: z.string().min(1).default("io.kserve.inference.response"),
+    ceSource: z.string().min(1).optional(),
+    ceMerge: booleanish.default(false),
+    /** Inference logger sink: LOGGER_URL, or K_SINK as a Knative SinkBinding injects it. */
+    loggerUrl: z.url({ error: "expected an http(s) URL" }).optional(),
+    loggerSink: z.url({ error: "expected an http(s) URL" }).optional(),
+    loggerMode: z.enum(["all", "request", "response"]).default("all"),
+    loggerQueueSize: z.coerce.number({ error: "expected a number" }).int().positive().default(1000),
+    /** Identity reported in logger events: Knative sets K_SERVICE; the namespace comes from the downward API. */
+    serviceName: z.string().min(1).optional(),
+    namespace: z.string().min(1).optional(),
   })
   .strict()
   .refine((c) => (c.modelName === undefined) === (c.modelDir === undefined), {
@@ -60,6 +83,21 @@ const SOURCES: Record<Key, { env: string; flags: string[] }> = {
   executionProviders: { env: ENV.executionProviders, flags: ["--execution-providers"] },
   repositoryApi: { env: ENV.repositoryApi, flags: ["--repository-api"] },
   repositoryApiToken: { env: ENV.repositoryApiToken, flags: [] },
+  logFormat: { env: ENV.logFormat, flags: ["--log-format"] },
+  requestTimeoutMs: { env: ENV.requestTimeoutMs, flags: ["--request-timeout-ms"] },
+  maxInflightPerModel: { env: ENV.maxInflightPerModel, flags: ["--max-inflight-per-model"] },
+  drainDelayMs: { env: ENV.drainDelayMs, flags: ["--drain-delay-ms"] },
+  drainTimeoutMs: { env: ENV.drainTimeoutMs, flags: ["--drain-timeout-ms"] },
+  warmup: { env: ENV.warmup, flags: ["--warmup"] },
+  ceType: { env: ENV.ceType, flags: [] },
+  ceSource: { env: ENV.ceSource, flags: [] },
+  ceMerge: { env: ENV.ceMerge, flags: [] },
+  loggerUrl: { env: ENV.loggerUrl, flags: ["--logger-url"] },
+  loggerSink: { env: ENV.loggerSink, flags: [] },
+  loggerMode: { env: ENV.loggerMode, flags: ["--logger-mode"] },
+  loggerQueueSize: { env: ENV.loggerQueueSize, flags: [] },
+  serviceName: { env: ENV.serviceName, flags: [] },
+  namespace: { env: ENV.namespace, flags: [] },
 };
 
 export class ConfigError extends Error {}
@@ -81,6 +119,16 @@ Options (each also settable by the environment variable shown):
   --repository-api enabled|disabled
                                  model load/unload API (REPOSITORY_API, default enabled);
                                  REPOSITORY_API_TOKEN requires a bearer token for it
+  --log-format json|pretty       log lines (LOG_FORMAT, default json)
+  --request-timeout-ms N         answer 504 after N ms (REQUEST_TIMEOUT_MS, default 60000)
+  --max-inflight-per-model N     503 with Retry-After beyond N (MAX_INFLIGHT_PER_MODEL, default 1024)
+  --drain-delay-ms N             on SIGTERM keep accepting for N ms (DRAIN_DELAY_MS, default 2000)
+  --drain-timeout-ms N           on SIGTERM wait at most N ms for in-flight work (DRAIN_TIMEOUT_MS, default 25000)
+  --warmup BOOL                  one inference per model before ready (MODEL_WARMUP, default true)
+  --logger-url URL               inference logger sink (LOGGER_URL, or K_SINK)
+  --logger-mode all|request|response
+                                 what the logger sends (LOGGER_MODE, default all)
+  CloudEvent replies: CE_TYPE, CE_SOURCE, CE_MERGE (KServe's names)
   --config FILE                  JSON file with any of these keys in camelCase (CONFIG_FILE)
   --help                         this text
 `;

@@ -29,6 +29,24 @@ export const ENV = {
   configFile: "CONFIG_FILE",
   repositoryApi: "REPOSITORY_API",
   repositoryApiToken: "REPOSITORY_API_TOKEN",
+  logFormat: "LOG_FORMAT",
+  requestTimeoutMs: "REQUEST_TIMEOUT_MS",
+  maxInflightPerModel: "MAX_INFLIGHT_PER_MODEL",
+  drainDelayMs: "DRAIN_DELAY_MS",
+  drainTimeoutMs: "DRAIN_TIMEOUT_MS",
+  warmup: "MODEL_WARMUP",
+  ceType: "CE_TYPE",
+  ceSource: "CE_SOURCE",
+  ceMerge: "CE_MERGE",
+  loggerUrl: "LOGGER_URL",
+  /** Injected by a Knative SinkBinding. */
+  loggerSink: "K_SINK",
+  loggerMode: "LOGGER_MODE",
+  loggerQueueSize: "LOGGER_QUEUE_SIZE",
+  /** Set by Knative on every revision's container. */
+  serviceName: "K_SERVICE",
+  /** From the downward API (metadata.namespace). */
+  namespace: "POD_NAMESPACE",
 } as const;
 
 /**
@@ -46,4 +64,6 @@ export const METRICS = {
   inputBytes: "inference_server_request_input_bytes",
   modelLoadDuration: "inference_server_model_load_duration_seconds",
   modelReady: "inference_server_model_ready",
+  /** Inference-logger CloudEvents by outcome: sent, failed (after retries), dropped (queue full). */
+  loggerEvents: "inference_server_logger_events_total",
 } as const;

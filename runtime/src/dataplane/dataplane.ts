@@ -8,6 +8,22 @@ import { ModelStatistics } from "../registry/statistics.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
 import { invalidInput } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./types.js";
+import type { Protocol } from "../rest/request-context.js";
+
+/** What the transport knows about a request that the protocol body does not carry. */
+export interface InferenceContext {
+  requestId?: string;
+  protocol?: Protocol;
+}
+
+/** Told of every inference that reached a model, after it finished: success (response) or failure (error). */
+export type InferenceListener = (event: {
+  request: InferenceRequest;
+  response?: InferenceResponse;
+  error?: unknown;
+  context: InferenceContext;
+  modelVersion: string;
+}) => void;
 
 export interface ServerMetadata {
   name: string;
@@ -82,12 +98,27 @@ function selectOutputs(modelName: string, model: LoadedModel, request: Inference
 
 export class DataPlane {
   private starting = true;
+  private readonly listeners: InferenceListener[] = [];
 
   constructor(
     readonly registry: ModelRegistry,
     private readonly server: ServerMetadata,
     private readonly options: { strictReadiness: boolean } = { strictReadiness: true },
   ) {}
+
+  addListener(listener: InferenceListener): void {
+    this.listeners.push(listener);
+  }
+
+  private notify(event: Parameters<InferenceListener>[0]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener (the inference logger) must never fail an inference.
+      }
+    }
+  }
 
   /** Called once the initial model loads have settled; until then the server is not ready. */
   startupComplete(): void {
@@ -139,7 +170,7 @@ export class DataPlane {
     return metadata;
   }
 
-  async infer(request: InferenceRequest): Promise<InferenceResponse> {
+  async infer(request: InferenceRequest, context: InferenceContext = {}): Promise<InferenceResponse> {
     const entry = this.registry.findReady(request.modelName, request.modelVersion);
     const { model, settings, statistics } = entry;
     const release = acquire(entry);
@@ -161,9 +192,11 @@ export class DataPlane {
       statistics.inferenceCount += batchSize(request, settings.max_batch_size);
       statistics.executionCount++;
       statistics.lastInference = Date.now();
+      if (this.listeners.length > 0) this.notify({ request, response, context, modelVersion: entry.version });
       return response;
     } catch (err) {
       ModelStatistics.add(statistics.stats.fail, performance.now() - started);
+      if (this.listeners.length > 0) this.notify({ request, error: err, context, modelVersion: entry.version });
       throw err;
     } finally {
       release();

@@ -14,6 +14,7 @@ import { truncate } from "../tensor/datatypes.js";
 import { compressResponses } from "./compression.js";
 import { docsPage, openApiDocument } from "./openapi.js";
 import { repositoryRoutes, type RepositoryApiOptions } from "./repository.js";
+import { requestId } from "./request-context.js";
 import { v1Routes } from "./v1.js";
 import { v2Routes } from "./v2.js";
 
@@ -33,6 +34,7 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
       onError: (c) => c.json({ error: `request body exceeds the limit of ${options.maxRequestBytes} bytes` }, 413),
     }),
   );
+  app.use("*", requestId());
   app.use("*", compressResponses());
 
   app.route("/", v2Routes(dataPlane, options));

@@ -6,6 +6,7 @@ import { InferenceError, invalidInput } from "../dataplane/errors.js";
 import { formatZodError } from "../dataplane/zod-errors.js";
 import { readJsonBody } from "./body.js";
 import { checkModelName } from "./params.js";
+import { markInference, requestIdOf } from "./request-context.js";
 import { V1PredictRequestSchema } from "./schemas.js";
 
 export function v1Routes(dataPlane: DataPlane, options: { maxRequestBytes: number }): Hono {
@@ -28,10 +29,11 @@ export function v1Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
     if (verb === "explain") throw new InferenceError(501, `model '${name}' has no explainer; only :predict is served`);
     if (verb !== "predict") throw invalidInput(`unknown V1 verb in "${target.slice(0, 80)}"; use /v1/models/${name}:predict`);
     const entry = dataPlane.registry.findReady(name);
+    markInference(c, { model: name, version: entry.version, protocol: "v1" });
     const parsed = V1PredictRequestSchema.safeParse(await readJsonBody(c, options.maxRequestBytes));
     if (!parsed.success) throw invalidInput(`invalid V1 request: ${formatZodError(parsed.error)}`);
     const request = v1ToInferenceRequest(parsed.data, entry.model, name);
-    const response = await dataPlane.infer(request);
+    const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v1" });
     return c.json(inferenceResponseToV1(response, (parsed.data.instances ?? parsed.data.inputs) as unknown[]));
   });
 

@@ -9,6 +9,7 @@ import type { DataPlane } from "../dataplane/dataplane.js";
 import type { InferenceRequest } from "../dataplane/types.js";
 import { parseJson, readBody } from "./body.js";
 import { modelParams } from "./params.js";
+import { markInference, requestIdOf } from "./request-context.js";
 
 export const INFERENCE_HEADER_CONTENT_LENGTH = "inference-header-content-length";
 
@@ -55,6 +56,7 @@ export function v2Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
     const { name, version } = modelParams(c);
     // Resolve the model before reading the body: an unknown model is a 404 whatever was sent.
     dataPlane.registry.find(name, version);
+    markInference(c, { model: name, version, protocol: "v2" });
     const body = await readBody(c, options.maxRequestBytes);
     const headerLength = c.req.header(INFERENCE_HEADER_CONTENT_LENGTH);
     let request: InferenceRequest;
@@ -66,7 +68,7 @@ export function v2Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
         ? toRawInferenceRequest(dataPlane.registry.findReady(name, version).model, binary, name, version)
         : toInferenceRequest(parseJson(header, "the JSON header"), name, version, binary);
     }
-    const response = await dataPlane.infer(request);
+    const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v2" });
     const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response));
     // Fresh header objects each time: Hono may keep and extend the one it is given.
     if (binary.length === 0) return c.body(json, 200, { "content-type": "application/json" });
