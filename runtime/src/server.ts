@@ -49,7 +49,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
     config.modelName !== undefined && config.modelDir !== undefined
       ? new SingleModelDirectory(config.modelName, config.modelDir)
       : new ModelRepository(config.modelRepository);
-  const dataPlane = new DataPlane(registry, { name: packageJson.name, version: packageJson.version, extensions: extensions(config) }, { strictReadiness: config.strictReadiness });
+  const dataPlane = new DataPlane(registry, { name: packageJson.name, version: packageJson.version, extensions: extensions(config) }, { strictReadiness: config.strictReadiness, maxInflightPerModel: config.maxInflightPerModel });
 
   // Find the models before listening, so a missing repository fails the start instead of serving nothing.
   const { models: descriptors, skipped } = await source.discover();

@@ -6,7 +6,7 @@ import type { LoadedModel, TensorMetadata } from "../backends/backend.js";
 import { acquire, type ModelRegistry, type ModelState } from "../registry/registry.js";
 import { ModelStatistics } from "../registry/statistics.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
-import { invalidInput } from "./errors.js";
+import { InferenceError, invalidInput } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./types.js";
 import type { Protocol } from "../rest/request-context.js";
 
@@ -103,7 +103,7 @@ export class DataPlane {
   constructor(
     readonly registry: ModelRegistry,
     private readonly server: ServerMetadata,
-    private readonly options: { strictReadiness: boolean } = { strictReadiness: true },
+    private readonly options: { strictReadiness: boolean; maxInflightPerModel?: number } = { strictReadiness: true },
   ) {}
 
   addListener(listener: InferenceListener): void {
@@ -173,6 +173,11 @@ export class DataPlane {
   async infer(request: InferenceRequest, context: InferenceContext = {}): Promise<InferenceResponse> {
     const entry = this.registry.findReady(request.modelName, request.modelVersion);
     const { model, settings, statistics } = entry;
+    const limit = this.options.maxInflightPerModel;
+    if (limit !== undefined && entry.inflight >= limit) {
+      // Shed load rather than queue without bound: Knative's activator and clients retry a 503.
+      throw new InferenceError(503, `model '${request.modelName}' has ${entry.inflight} requests in progress, its limit; retry shortly`, { "retry-after": "1" });
+    }
     const release = acquire(entry);
     const started = performance.now();
     try {
