@@ -1,9 +1,9 @@
 /**
  * The `inference-server` command. Configuration errors exit 2 with the bad key
- * named; a missing model repository exits 1.
+ * named; a missing model repository exits 1; SIGTERM and SIGINT drain and exit 0.
  */
 import { ConfigError, USAGE, loadConfig } from "./config.js";
-import { startServer } from "./server.js";
+import { startServer, type RunningServer } from "./server.js";
 
 async function main(): Promise<void> {
   let loaded;
@@ -20,22 +20,40 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  let server;
+  let server: RunningServer;
   try {
     server = await startServer(loaded.config, { waitForModels: false });
   } catch (err) {
     process.stderr.write(`inference-server: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  const shutdown = (signal: string) => {
-    server.logger.info({ signal }, "shutting down");
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+  const { logger } = server;
+
+  // A fault outside any request is logged and survived: one bad code path must not take every model down.
+  process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled promise rejection"));
+  process.on("uncaughtException", (err) => logger.error({ err }, "uncaught exception"));
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    server.drain().then(
+      (clean) => {
+        logger.flush();
+        process.exitCode = clean ? 0 : 1;
+        // Give the asynchronous log destination a moment to write its last lines.
+        setTimeout(() => process.exit(), 50).unref();
+      },
+      (err) => {
+        logger.error({ err }, "drain failed");
+        logger.flush();
+        process.exit(1);
+      },
     );
   };
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
-  process.once("SIGINT", () => shutdown("SIGINT"));
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
 }
 
 void main();

@@ -11,7 +11,8 @@ import { OnnxRuntimeBackend } from "./backends/onnxruntime.js";
 import { ConfigSchema, type Config, type ConfigInput } from "./config.js";
 import { DataPlane } from "./dataplane/dataplane.js";
 import { ModelRepositoryHandlers } from "./dataplane/model-repository.js";
-import { createLogger } from "./logging.js";
+import { createLogger, redactUrl } from "./logging.js";
+import { Metrics } from "./metrics.js";
 import { ModelRegistry } from "./registry/registry.js";
 import { ModelRepository, SingleModelDirectory, type ModelSource } from "./repository/repository.js";
 import { createApp } from "./rest/app.js";
@@ -29,8 +30,17 @@ export interface RunningServer {
   config: Config;
   dataPlane: DataPlane;
   logger: Logger;
+  metrics: Metrics;
   /** Settles when the initial model loads have finished (each READY or UNAVAILABLE). */
   modelsLoaded: Promise<void>;
+  /**
+   * Graceful shutdown, as on SIGTERM: readiness turns 503 at once; connections are
+   * still accepted for drainDelayMs (while Knative takes the pod out of rotation);
+   * then the listener closes, in-flight requests finish (at most drainTimeoutMs),
+   * and the models unload. Resolves true when everything finished in time.
+   */
+  drain(): Promise<boolean>;
+  /** Stops at once: for tests and after drain. */
   close(): Promise<void>;
 }
 
@@ -42,7 +52,9 @@ export interface StartOptions {
 
 export async function startServer(input: ConfigInput = {}, options: StartOptions = {}): Promise<RunningServer> {
   const config = ConfigSchema.parse(input);
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel, config.logFormat);
+  logger.info({ config: { ...config, repositoryApiToken: config.repositoryApiToken && "[REDACTED]", loggerUrl: config.loggerUrl && redactUrl(config.loggerUrl), loggerSink: config.loggerSink && redactUrl(config.loggerSink) } }, "starting");
+  const metrics = new Metrics();
   const backend = new OnnxRuntimeBackend({ executionProviders: config.executionProviders });
   const registry = new ModelRegistry(backend, logger);
   const source: ModelSource =
@@ -55,12 +67,28 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   const { models: descriptors, skipped } = await source.discover();
   if (skipped.length > 0) logger.debug({ skipped }, "directories without a model were passed over");
 
+  let draining = false;
+  const inflight: { count: number; onIdle?: () => void } = { count: 0 };
   const app = createApp(dataPlane, new ModelRepositoryHandlers(source, registry), {
     maxRequestBytes: config.maxRequestBytes,
     logger,
+    metrics,
+    requestTimeoutMs: config.requestTimeoutMs,
+    draining: () => draining,
+    inflight,
     repositoryApi: { enabled: config.repositoryApi === "enabled", token: config.repositoryApiToken },
   });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: {
+      // Slow clients (slowloris) lose their connection instead of holding it: the whole request,
+      // headers included, must arrive within the request timeout.
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(config.requestTimeoutMs, 30_000),
+      connectionsCheckingInterval: Math.min(1_000, config.requestTimeoutMs),
+      keepAliveTimeout: 65_000,
+    },
+  }) as Server;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => {
@@ -80,20 +108,51 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   });
   if (options.waitForModels !== false) await modelsLoaded;
 
+  const closeListener = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+  const unloadModels = async () => {
+    await modelsLoaded.catch(() => undefined);
+    await Promise.all(registry.names().map((n) => registry.unload(n).catch(() => undefined)));
+  };
+  const idle = () => (inflight.count === 0 ? Promise.resolve() : new Promise<void>((resolve) => (inflight.onIdle = resolve)));
+
   return {
     url,
     port,
     config,
     dataPlane,
     logger,
+    metrics,
     modelsLoaded,
+    async drain() {
+      const started = performance.now();
+      draining = true;
+      dataPlane.beginDrain();
+      logger.info({ in_flight: inflight.count, drain_delay_ms: config.drainDelayMs, drain_timeout_ms: config.drainTimeoutMs }, "draining");
+      await new Promise((r) => setTimeout(r, config.drainDelayMs));
+      const listenerClosed = closeListener();
+      const deadline = Math.max(0, config.drainTimeoutMs - (performance.now() - started));
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        Promise.all([idle(), listenerClosed]).then(() => true),
+        new Promise<false>((r) => (timer = setTimeout(() => r(false), deadline))),
+      ]);
+      clearTimeout(timer);
+      if (!finished) {
+        logger.warn({ in_flight: inflight.count }, "drain timeout: closing remaining connections");
+        server.closeAllConnections();
+      }
+      await unloadModels();
+      logger.info({ ms: Math.round(performance.now() - started), clean: finished }, "drained");
+      return finished;
+    },
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
-      await modelsLoaded.catch(() => undefined);
-      await Promise.all(registry.names().map((n) => registry.unload(n)));
+      draining = true;
+      await closeListener();
+      await unloadModels();
     },
   };
 }

@@ -129,12 +129,24 @@ export class DataPlane {
     return true;
   }
 
+  private draining = false;
+
+  /** Readiness turns 503 at once and stays so: the pod is leaving. */
+  beginDrain(): void {
+    this.draining = true;
+  }
+
+  isDraining(): boolean {
+    return this.draining;
+  }
+
   notReadyReason(): string {
+    if (this.draining) return "shutting down";
     return this.starting ? "models are loading" : "no model is ready";
   }
 
   ready(): boolean {
-    if (this.starting) return false;
+    if (this.starting || this.draining) return false;
     if (this.options.strictReadiness) return this.registry.allReady();
     return !this.registry.all().some((v) => v.state === "LOADING");
   }

@@ -44,7 +44,7 @@ export class ModelRepositoryHandlers {
    */
   async load(name: string, config?: string): Promise<void> {
     const descriptor = await this.source.describe(name);
-    if (!descriptor) throw modelNotFound(`model '${name}' is not in the model repository at ${this.source.location}`);
+    if (!descriptor) throw modelNotFound(`model '${name}' is not in the model repository`);
     if (config !== undefined) {
       let json: unknown;
       try {
@@ -68,6 +68,6 @@ export class ModelRepositoryHandlers {
   /** Unloads a model once its in-flight requests finish. Unloading a model that is on disk but not loaded is a no-op. */
   async unload(name: string): Promise<void> {
     if (this.registry.has(name)) return this.registry.unload(name);
-    if (!(await this.source.describe(name))) throw modelNotFound(`model '${name}' is not in the model repository at ${this.source.location}`);
+    if (!(await this.source.describe(name))) throw modelNotFound(`model '${name}' is not in the model repository`);
   }
 }

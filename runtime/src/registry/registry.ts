@@ -130,7 +130,10 @@ export class ModelRegistry {
       }),
     );
     for (const v of next) {
-      if (v.state === "UNAVAILABLE") this.logger.error({ model: name, version: v.version, reason: v.reason }, "model unavailable");
+      if (v.state !== "UNAVAILABLE") continue;
+      this.logger.error({ model: name, version: v.version, reason: v.reason, dir: descriptor.dir }, "model unavailable");
+      // Reasons reach clients (readiness, metadata): name files relative to the model, never by server path.
+      v.reason = v.reason?.split(descriptor.dir).join(name);
     }
     // A failed reload keeps the working version it was meant to replace.
     const kept = next.map((v) => {

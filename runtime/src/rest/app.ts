@@ -15,18 +15,32 @@ import { compressResponses } from "./compression.js";
 import { docsPage, openApiDocument } from "./openapi.js";
 import { repositoryRoutes, type RepositoryApiOptions } from "./repository.js";
 import { requestId } from "./request-context.js";
+import { observe, type ObserveOptions } from "./observe.js";
+import type { Metrics } from "../metrics.js";
 import { v1Routes } from "./v1.js";
 import { v2Routes } from "./v2.js";
 
-export interface AppOptions {
+export interface AppOptions extends Omit<ObserveOptions, "logger"> {
   maxRequestBytes: number;
   logger: Logger;
   repositoryApi: Omit<RepositoryApiOptions, "maxRequestBytes">;
 }
 
+/** Model state gauges are read from the registry at scrape time, so they can never drift from it. */
+function refreshModelGauges(dataPlane: DataPlane, metrics: Metrics): void {
+  metrics.modelReady.reset();
+  metrics.modelLoadDuration.reset();
+  for (const v of dataPlane.registry.all()) {
+    metrics.modelReady.set({ model: v.name, version: v.version }, v.state === "READY" ? 1 : 0);
+    if (v.loadMs !== undefined) metrics.modelLoadDuration.set({ model: v.name, version: v.version }, v.loadMs / 1000);
+  }
+}
+
 export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandlers, options: AppOptions): Hono {
   const app = new Hono();
 
+  app.use("*", requestId());
+  app.use("*", observe(options));
   app.use(
     "*",
     bodyLimit({
@@ -34,8 +48,12 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
       onError: (c) => c.json({ error: `request body exceeds the limit of ${options.maxRequestBytes} bytes` }, 413),
     }),
   );
-  app.use("*", requestId());
   app.use("*", compressResponses());
+
+  app.get(PATHS.metrics, async (c) => {
+    refreshModelGauges(dataPlane, options.metrics);
+    return c.body(await options.metrics.registry.metrics(), 200, { "content-type": options.metrics.registry.contentType });
+  });
 
   app.route("/", v2Routes(dataPlane, options));
   app.route("/", v1Routes(dataPlane, options));
@@ -54,7 +72,7 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
       return c.json({ error: err.message }, err.status);
     }
     // A genuine fault: the details (and stack) go to the log, never to the client.
-    options.logger.error({ err, method: c.req.method, path: new URL(c.req.url).pathname }, "request failed");
+    (c.get("logger") ?? options.logger).error({ err, method: c.req.method, path: c.req.path }, "request failed");
     return c.json({ error: "internal server error" }, 500);
   });
 

@@ -35,8 +35,10 @@ describe("OpenAPI", () => {
 
   it("documents every route the application serves", async () => {
     const doc = (await getJson(`${server.url}/openapi.json`)).body as Doc;
-    const { dataPlane, logger } = server;
-    const app = createApp(dataPlane, {} as never, { maxRequestBytes: 1, logger, repositoryApi: { enabled: true } });
+    const { dataPlane, logger, metrics } = server;
+    const app = createApp(dataPlane, {} as never, {
+      maxRequestBytes: 1, logger, metrics, requestTimeoutMs: 1, draining: () => false, inflight: { count: 0 }, repositoryApi: { enabled: true },
+    });
     const served = app.routes
       .filter((r) => r.method !== "ALL" && !["/openapi.json", "/docs"].includes(r.path))
       .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}").replace("{target}", "{name}:predict")}`);

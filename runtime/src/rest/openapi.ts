@@ -15,6 +15,8 @@ interface Operation {
   response?: z.ZodType;
   /** Status codes besides 200 this operation answers with an error body. */
   errors: number[];
+  /** A non-JSON 200 body, e.g. Prometheus text. */
+  text?: string;
   description?: string;
 }
 
@@ -46,6 +48,7 @@ const PATHS: Record<string, Partial<Record<Method, Operation>>> = {
   "/v2/repository/index": { post: { tag: "repository", summary: "Models in the repository with their states", request: S.RepositoryIndexRequestSchema, response: S.RepositoryIndexResponseSchema, errors: [400, 401] } },
   "/v2/repository/models/{name}/load": { post: { tag: "repository", summary: "Load or reload a model", request: S.RepositoryLoadRequestSchema, response: z.object({ name: z.string(), load: z.boolean() }), errors: [400, 401, 403, 404] } },
   "/v2/repository/models/{name}/unload": { post: { tag: "repository", summary: "Unload a model after its in-flight requests", request: S.RepositoryLoadRequestSchema, response: z.object({ name: z.string(), unload: z.boolean() }), errors: [400, 401, 403, 404] } },
+  "/metrics": { get: { tag: "operations", summary: "Prometheus metrics", text: "text/plain; version=0.0.4", errors: [] } },
   "/v1/models": { get: { tag: "v1", summary: "KServe V1: model list", response: S.V1ModelListSchema, errors: [] } },
   "/v1/models/{name}": { get: { tag: "v1", summary: "KServe V1: model readiness", response: S.V1ModelReadySchema, errors: [400, 404, 503] } },
   "/v1/models/{name}:predict": { post: { tag: "v1", summary: "KServe V1: predict", request: S.V1PredictRequestSchema, response: S.V1PredictResponseSchema, errors: [400, 404, 413, 503] } },
@@ -68,6 +71,7 @@ export function openApiDocument(server: { name: string; version: string }): Reco
     for (const [method, op] of Object.entries(methods) as [Method, Operation][]) {
       const responses: Record<string, unknown> = {};
       if (op.response) responses["200"] = { description: "OK", content: { "application/json": { schema: jsonSchema(op.response, "output") } } };
+      if (op.text) responses["200"] = { description: "OK", content: { [op.text]: { schema: { type: "string" } } } };
       for (const code of op.errors) responses[String(code)] = { description: STATUS_TEXT[code], content: { "application/json": { schema: errorSchema } } };
       item[method] = {
         tags: [op.tag],

@@ -5,6 +5,8 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { Tensor } from "../tensor/tensor.js";
 
 export type Protocol = "v2" | "v1" | "cloudevent";
 
@@ -14,12 +16,20 @@ export interface InferenceTarget {
   protocol: Protocol;
 }
 
+/** The top class of a classifier's answer, for the access log. */
+export interface Classification {
+  label: string;
+  confidence?: number;
+}
+
 declare module "hono" {
   interface ContextVariableMap {
     requestId: string;
     inferenceTarget: InferenceTarget;
-    /** Set by transports that learn a request id from the body (the V2 `id`) after the header. */
-    bodyRequestId: string;
+    /** Called by markInference, so the observing middleware learns the target as soon as it is known. */
+    onInferenceTarget: (target: InferenceTarget) => void;
+    classification: Classification;
+    logger: Logger;
   }
 }
 
@@ -30,6 +40,24 @@ export const requestIdOf = (c: Context): string => c.get("requestId");
 /** Records which model and protocol this request is for; unknown models are never recorded. */
 export function markInference(c: Context, target: InferenceTarget): void {
   c.set("inferenceTarget", target);
+  c.get("onInferenceTarget")?.(target);
+}
+
+/**
+ * The first row's label and confidence when a response looks like a classifier's:
+ * a BYTES output (the label) beside a float output of class scores.
+ */
+export function noteClassification(c: Context, outputs: readonly Tensor[]): void {
+  const label = outputs.find((t) => t.datatype === "BYTES" && t.data.length > 0);
+  if (!label) return;
+  const scores = outputs.find((t) => (t.datatype === "FP32" || t.datatype === "FP64") && t.shape.length === 2);
+  let confidence: number | undefined;
+  if (scores) {
+    const k = scores.shape[1]!;
+    const row = (scores.data as Float32Array).subarray(0, k);
+    confidence = Math.round(Math.max(...row) * 1e4) / 1e4;
+  }
+  c.set("classification", confidence === undefined ? { label: String(label.data[0]) } : { label: String(label.data[0]), confidence });
 }
 
 export function requestId(): MiddlewareHandler {

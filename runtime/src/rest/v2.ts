@@ -21,7 +21,8 @@ export function v2Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
     if (dataPlane.ready()) return c.json({ ready: true });
     const waiting = dataPlane.modelStatuses().filter((s) => s.state !== "READY");
     const detail = waiting.map((s) => `${s.name}/${s.version} ${s.state}${s.reason ? `: ${s.reason}` : ""}`).join("; ");
-    return c.json({ ready: false, error: `not ready: ${detail || dataPlane.notReadyReason()}` }, 503);
+    const reason = dataPlane.isDraining() ? dataPlane.notReadyReason() : detail || dataPlane.notReadyReason();
+    return c.json({ ready: false, error: `not ready: ${reason}` }, 503);
   });
   app.get("/v2", (c) => c.json(dataPlane.metadata()));
   app.get("/v2/models", (c) => c.json({ models: dataPlane.registry.names(), states: dataPlane.modelStatuses() }));

@@ -1,0 +1,84 @@
+/**
+ * What every request passes through before a transport: the per-request logger
+ * (request id, trace ids), the access log line, Prometheus metrics, the request
+ * timeout, and `Connection: close` while draining.
+ */
+import type { MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import { parseTraceparent } from "../logging.js";
+import type { Metrics } from "../metrics.js";
+import type { InferenceTarget, Protocol } from "./request-context.js";
+
+export interface ObserveOptions {
+  logger: Logger;
+  metrics: Metrics;
+  requestTimeoutMs: number;
+  draining: () => boolean;
+  /** Requests in progress, for the drain on SIGTERM. */
+  inflight: { count: number; onIdle?: () => void };
+}
+
+/** The protocol an inference route speaks, judged from the path alone (for requests that fail before the model is known). */
+function inferenceProtocol(method: string, path: string): Protocol | undefined {
+  if (method !== "POST") return undefined;
+  if (path.startsWith("/v2/models/") && path.endsWith("/infer")) return "v2";
+  if (path.startsWith("/v1/models/") && path.includes(":")) return "v1";
+  if (path === "/") return "cloudevent";
+  return undefined;
+}
+
+export function observe(options: ObserveOptions): MiddlewareHandler {
+  const { logger, metrics, inflight } = options;
+  return async (c, next) => {
+    const started = performance.now();
+    const path = c.req.path;
+    const trace = parseTraceparent(c.req.header("traceparent"));
+    const requestLogger = logger.child(trace ? { request_id: c.get("requestId"), ...trace } : { request_id: c.get("requestId") });
+    c.set("logger", requestLogger);
+
+    let target: InferenceTarget | undefined;
+    c.set("onInferenceTarget", (t) => {
+      target = t;
+      metrics.inFlight.inc({ model: t.model, protocol: t.protocol });
+    });
+
+    inflight.count++;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const work = next();
+      const timeout = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), options.requestTimeoutMs);
+      });
+      if ((await Promise.race([work, timeout])) === "timeout") {
+        // The model run cannot be interrupted: it finishes, releases its model, and its answer is dropped.
+        work.catch(() => undefined);
+        c.res = undefined;
+        c.res = c.json({ error: `the request did not finish within ${options.requestTimeoutMs} ms` }, 504);
+      }
+    } finally {
+      clearTimeout(timer);
+      if (--inflight.count === 0) inflight.onIdle?.();
+    }
+
+    if (options.draining()) c.header("connection", "close");
+    const status = c.res.status;
+    const seconds = (performance.now() - started) / 1000;
+    const protocol = target?.protocol ?? inferenceProtocol(c.req.method, path);
+    if (protocol) {
+      // Unknown models are counted without their name: a URL must not create a series.
+      const model = target?.model ?? "";
+      const version = target?.version ?? "";
+      metrics.requests.inc({ model, version, protocol, status_code: String(status) });
+      metrics.requestDuration.observe({ model, version, protocol }, seconds);
+      const length = Number(c.req.header("content-length"));
+      if (Number.isFinite(length)) metrics.inputBytes.observe({ model, protocol }, length);
+      if (target) metrics.inFlight.dec({ model: target.model, protocol: target.protocol });
+    }
+    const line: Record<string, unknown> = { method: c.req.method, path: path.length > 200 ? `${path.slice(0, 200)}…` : path, status, latency_ms: Math.round(seconds * 1e5) / 100 };
+    if (target) Object.assign(line, { model: target.model, version: target.version, protocol: target.protocol });
+    const classification = c.get("classification");
+    if (classification) Object.assign(line, { label: classification.label, confidence: classification.confidence });
+    if (status >= 500) requestLogger.warn(line, "request");
+    else requestLogger.info(line, "request");
+  };
+}
