@@ -6,7 +6,7 @@ import { InferenceError, invalidInput } from "../dataplane/errors.js";
 import { formatZodError } from "../dataplane/zod-errors.js";
 import { readJsonBody } from "./body.js";
 import { checkModelName } from "./params.js";
-import { markInference, requestIdOf } from "./request-context.js";
+import { markInference, noteClassification, requestIdOf } from "./request-context.js";
 import { V1PredictRequestSchema } from "./schemas.js";
 
 export function v1Routes(dataPlane: DataPlane, options: { maxRequestBytes: number }): Hono {
@@ -34,6 +34,7 @@ export function v1Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
     if (!parsed.success) throw invalidInput(`invalid V1 request: ${formatZodError(parsed.error)}`);
     const request = v1ToInferenceRequest(parsed.data, entry.model, name);
     const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v1" });
+    noteClassification(c, response.outputs);
     return c.json(inferenceResponseToV1(response, (parsed.data.instances ?? parsed.data.inputs) as unknown[]));
   });
 

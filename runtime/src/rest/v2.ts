@@ -9,7 +9,7 @@ import type { DataPlane } from "../dataplane/dataplane.js";
 import type { InferenceRequest } from "../dataplane/types.js";
 import { parseJson, readBody } from "./body.js";
 import { modelParams } from "./params.js";
-import { markInference, requestIdOf } from "./request-context.js";
+import { markInference, noteClassification, requestIdOf } from "./request-context.js";
 
 export const INFERENCE_HEADER_CONTENT_LENGTH = "inference-header-content-length";
 
@@ -70,6 +70,7 @@ export function v2Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
         : toInferenceRequest(parseJson(header, "the JSON header"), name, version, binary);
     }
     const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v2" });
+    noteClassification(c, response.outputs);
     const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response));
     // Fresh header objects each time: Hono may keep and extend the one it is given.
     if (binary.length === 0) return c.body(json, 200, { "content-type": "application/json" });

@@ -92,3 +92,27 @@ export function healthyLayout(): RepositoryLayout {
   for (const [datatype, elem] of SERVED_DATATYPES) layout[`identity_${datatype.toLowerCase()}/1/model.onnx`] = identityModel(elem);
   return layout;
 }
+
+/**
+ * A deliberately slow model: `layers` square MatMuls sharing one weight matrix.
+ * With input [rows, width] each run costs rows × width² × 2 × layers flops, so a
+ * test can hold a request in flight for a predictable while without sleeping.
+ */
+export function slowModel(layers = 64, width = 512): Uint8Array {
+  // Scaled near-identity weights keep values finite however many layers there are.
+  const weights = new Float32Array(width * width);
+  for (let i = 0; i < width; i++) weights[i * width + i] = 1;
+  const nodes = Array.from({ length: layers }, (_, i) => node("MatMul", [i === 0 ? "INPUT" : `h${i - 1}`, "W"], [i === layers - 1 ? "OUTPUT" : `h${i}`]));
+  return model({
+    name: "slow",
+    nodes,
+    inputs: [valueInfo("INPUT", "FLOAT", ["batch", width])],
+    outputs: [valueInfo("OUTPUT", "FLOAT", ["batch", width])],
+    initializers: [tensor("W", "FLOAT", [width, width], weights)],
+  });
+}
+
+/** A raw-mode request body for slowModel(): `rows` rows of ones (about 1 ms of compute per row on 2 cores). */
+export function slowInput(rows: number, width = 512): Uint8Array {
+  return new Uint8Array(new Float32Array(rows * width).fill(1).buffer);
+}
