@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The `kn` commands of knative/README.md, runnable one step at a time:
+#
+#   examples/kn.sh status                       # revisions, traffic, URL
+#   examples/kn.sh infer                        # one inference through the Service's URL
+#   examples/kn.sh cold-start                   # time a request after scale to zero
+#   examples/kn.sh image REGISTRY/inference-runtime:0.2.0
+#   examples/kn.sh env LOG_LEVEL=debug          # KEY- removes it again
+#   examples/kn.sh scale 1 20                   # min and max pods
+#   examples/kn.sh concurrency 4                # containerConcurrency (hard) and target (soft)
+#   examples/kn.sh split CPU_REVISION 90        # tag CPU_REVISION cpu, @latest gpu; cpu=90, gpu=10
+#   examples/kn.sh promote gpu|cpu              # 100% to one tag
+#   examples/kn.sh rollback REVISION            # 100% to REVISION, pinned
+#   examples/kn.sh follow-latest                # 100% to the newest ready revision again
+#
+# SERVICE (default inference-runtime) and NAMESPACE (default: kn's current namespace) select the
+# Service. Each command is printed before it runs. Needs kn, and curl for infer/cold-start.
+set -euo pipefail
+
+SERVICE="${SERVICE:-inference-runtime}"
+NS_ARGS=()
+if [ -n "${NAMESPACE:-}" ]; then NS_ARGS=(-n "$NAMESPACE"); fi
+MODEL="${MODEL:-sentiment}"
+BODY='{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["This movie was fantastic!"]}]}'
+
+run() {
+  printf '+ %s\n' "$*" >&2
+  "$@"
+}
+
+url() {
+  kn service describe "$SERVICE" "${NS_ARGS[@]}" -o url
+}
+
+usage() {
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+cmd="${1:-}"
+[ -n "$cmd" ] || usage
+shift
+
+case "$cmd" in
+  status)
+    run kn service describe "$SERVICE" "${NS_ARGS[@]}"
+    run kn revision list -s "$SERVICE" "${NS_ARGS[@]}"
+    ;;
+  infer)
+    u="$(url)"
+    run curl -sS -X POST "$u/v2/models/$MODEL/infer" -H 'content-type: application/json' -d "$BODY"
+    echo
+    ;;
+  cold-start)
+    # Wait until the Service has no pods (stable window + retention period), then time one request.
+    selector="serving.knative.dev/service=$SERVICE"
+    echo "waiting for $SERVICE to scale to zero (can take several minutes)..." >&2
+    while [ -n "$(kubectl get pods "${NS_ARGS[@]}" -l "$selector" -o name 2>/dev/null)" ]; do sleep 10; done
+    u="$(url)"
+    run curl -sS -o /dev/null -w 'cold start: HTTP %{http_code} in %{time_total}s\n' -X POST "$u/v2/models/$MODEL/infer" \
+      -H 'content-type: application/json' -d "$BODY"
+    run curl -sS -o /dev/null -w 'warm:       HTTP %{http_code} in %{time_total}s\n' -X POST "$u/v2/models/$MODEL/infer" \
+      -H 'content-type: application/json' -d "$BODY"
+    ;;
+  image)
+    # spec.template.spec.containers[0].image -> a new revision
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" --image "${1:?image reference}"
+    ;;
+  env)
+    # spec.template.spec.containers[0].env (overrides the generated ConfigMap) -> a new revision
+    args=()
+    for kv in "$@"; do args+=(--env "$kv"); done
+    [ "${#args[@]}" -gt 0 ] || { echo "env: give KEY=VALUE or KEY-" >&2; exit 2; }
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" "${args[@]}"
+    ;;
+  scale)
+    # autoscaling.knative.dev/min-scale and max-scale on spec.template.metadata -> a new revision
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" --scale-min "${1:?min}" --scale-max "${2:?max}"
+    ;;
+  concurrency)
+    # spec.template.spec.containerConcurrency and autoscaling.knative.dev/target -> a new revision
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" --concurrency-limit "${1:?limit}" --scale-target "${1}" --scale-utilization 70
+    ;;
+  split)
+    # spec.traffic only (no new revision): the CPU revision tagged cpu, the newest (GPU) tagged gpu
+    cpu_revision="${1:?the CPU revision, from: kn revision list}"
+    cpu_percent="${2:-90}"
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" --tag "$cpu_revision=cpu" --tag "@latest=gpu" \
+      --traffic "cpu=$cpu_percent" --traffic "gpu=$((100 - cpu_percent))"
+    ;;
+  promote)
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" --traffic "${1:?tag}=100"
+    ;;
+  rollback)
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" --traffic "${1:?revision, from: kn revision list}=100"
+    ;;
+  follow-latest)
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" --traffic "@latest=100"
+    ;;
+  *)
+    usage
+    ;;
+esac

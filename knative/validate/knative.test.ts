@@ -1,0 +1,116 @@
+/**
+ * The webhook rules: the generated Service passes, and for each rule a Service
+ * that breaks it is rejected with a message that names the problem.
+ */
+import { describe, expect, it } from "vitest";
+import { configMap } from "../build/knative.js";
+import { brokenService, baseObjects, features } from "./fixtures.js";
+import { flagEnabled, flagGates, validateKnativeService } from "./knative.js";
+import type { K8sObject } from "./problems.js";
+import { formatProblems, validateObjects } from "./validate.js";
+
+const spec = (svc: any) => svc.spec.template.spec;
+const server = (svc: any) => spec(svc).containers[0];
+const annotations = (svc: any) => svc.spec.template.metadata.annotations;
+
+function problemsOf(obj: K8sObject, feats = features(), configMaps = new Map<string, Record<string, string>>()): string {
+  return formatProblems(validateKnativeService(obj, feats, configMaps));
+}
+
+describe("Knative webhook rules", () => {
+  it("accepts the generated deployment", () => {
+    const problems = validateObjects(baseObjects(), { features: features() });
+    expect(formatProblems(problems)).toBe("");
+  });
+
+  it("derives the feature-flagged fields from the CRD", () => {
+    const byPath = new Map(flagGates().map((g) => [g.path.join("."), g.flag]));
+    expect(byPath.get("spec.template.spec.initContainers")).toBe("kubernetes.podspec-init-containers");
+    expect(byPath.get("spec.template.spec.affinity")).toBe("kubernetes.podspec-affinity");
+    expect(byPath.get("spec.template.spec.tolerations")).toBe("kubernetes.podspec-tolerations");
+    expect(byPath.get("spec.template.spec.nodeSelector")).toBe("kubernetes.podspec-nodeselector");
+    expect(byPath.get("spec.template.spec.volumes.*.persistentVolumeClaim")).toBe("kubernetes.podspec-persistent-volume-claim");
+    expect(byPath.get("spec.template.spec.initContainers.*.securityContext.capabilities.add")).toBe("kubernetes.containerspec-addcapabilities");
+  });
+
+  it("reads flags case-insensitively, with Knative's defaults", () => {
+    expect(flagEnabled({ x: "Enabled" }, "x")).toBe(true);
+    expect(flagEnabled({ x: "allowed" }, "x")).toBe(true);
+    expect(flagEnabled({ x: "disabled" }, "x")).toBe(false);
+    expect(flagEnabled({}, "kubernetes.podspec-affinity")).toBe(false);
+    expect(flagEnabled({}, "kubernetes.podspec-volumes-emptydir")).toBe(true);
+  });
+
+  const cases: [string, (svc: any) => void, RegExp][] = [
+    [
+      "autoscaling annotations on the Service's own metadata",
+      (svc) => (svc.metadata.annotations = { "autoscaling.knative.dev/min-scale": "0" }),
+      /metadata\.annotations\.autoscaling\.knative\.dev\/min-scale: autoscaling annotations must be put under `spec\.template\.metadata\.annotations`/,
+    ],
+    ["KPA metric other than concurrency or rps", (svc) => (annotations(svc)["autoscaling.knative.dev/metric"] = "cpu"), /the KPA scales on concurrency or rps only/],
+    ["negative min-scale", (svc) => (annotations(svc)["autoscaling.knative.dev/min-scale"] = "-1"), /min-scale: must be between 0/],
+    ["max-scale below min-scale", (svc) => (annotations(svc)["autoscaling.knative.dev/min-scale"] = "20"), /max-scale=10 is less than min-scale=20/],
+    ["target below 0.01", (svc) => (annotations(svc)["autoscaling.knative.dev/target"] = "0"), /target 0 should be at least 0.01/],
+    ["target utilization above 100", (svc) => (annotations(svc)["autoscaling.knative.dev/target-utilization-percentage"] = "120"), /between 1 and 100/],
+    ["retention period over an hour", (svc) => (annotations(svc)["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] = "2h"), /between 0s and 3600s/],
+    ["retention period that is not a duration", (svc) => (annotations(svc)["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] = "5 minutes"), /must be a duration/],
+    ["window under 6s", (svc) => (annotations(svc)["autoscaling.knative.dev/window"] = "2s"), /window: must be between 6s and 3600s/],
+    ["unknown autoscaling annotation (typo)", (svc) => (annotations(svc)["autoscaling.knative.dev/minscale"] = "1"), /unknown autoscaling annotation/],
+    ["an annotation set under both spellings", (svc) => (annotations(svc)["autoscaling.knative.dev/minScale"] = "0"), /set twice, as autoscaling.knative.dev\/min-scale and autoscaling.knative.dev\/minScale/],
+    ["containerConcurrency above 1000", (svc) => (spec(svc).containerConcurrency = 1001), /containerConcurrency: must be between 0 and 1000/],
+    ["timeoutSeconds above 600", (svc) => (spec(svc).timeoutSeconds = 601), /timeoutSeconds: must be between 0 and 600/],
+    ["two container ports", (svc) => server(svc).ports.push({ containerPort: 9000 }), /expected exactly one container port/],
+    ["no container port", (svc) => (server(svc).ports = []), /expected exactly one container port/],
+    ["a port named other than http1/h2c", (svc) => (server(svc).ports[0].name = "http"), /Port name http is not allowed/],
+    ["a reserved port", (svc) => (server(svc).ports[0].containerPort = 8012), /8012 is a reserved port/],
+    ["a reserved port (queue-proxy metrics)", (svc) => (server(svc).ports[0].containerPort = 9091), /9091 is a reserved port/],
+    ["the reserved env var PORT", (svc) => (server(svc).env = [{ name: "PORT", value: "9000" }]), /"PORT" is a reserved environment variable/],
+    ["the reserved env var K_SERVICE in the init container", (svc) => (spec(svc).initContainers[0].env = [{ name: "K_SERVICE", value: "x" }]), /initContainers\[0\]\.env\[0\]\.name: "K_SERVICE" is a reserved/],
+    ["a probe on an init container", (svc) => (spec(svc).initContainers[0].readinessProbe = { tcpSocket: { port: 8080 } }), /initContainers\[0\]\.readinessProbe: field not allowed in an init container/],
+    ["a lifecycle hook on an init container", (svc) => (spec(svc).initContainers[0].lifecycle = { preStop: { exec: { command: ["true"] } } }), /initContainers\[0\]\.lifecycle: field not allowed in an init container/],
+    ["an init container field Knative does not allow", (svc) => (spec(svc).initContainers[0].stdin = true), /field "stdin" is not allowed in a Knative container/],
+    ["a probe on another port", (svc) => (server(svc).readinessProbe.httpGet.port = 9000), /may only probe the container port 8080/],
+    ["a mount at a reserved path", (svc) => (server(svc).volumeMounts[0].mountPath = "/tmp"), /mountPath "\/tmp" is a reserved path/],
+    ["a mount without a volume", (svc) => (server(svc).volumeMounts[0].name = "other"), /volumeMount "other" has no matching volume/],
+    ["duplicate container names", (svc) => (spec(svc).initContainers[0].name = server(svc).name), /duplicate container name "inference-server"/],
+    ["the reserved container name queue-proxy", (svc) => (server(svc).name = "queue-proxy"), /"queue-proxy" is a reserved container name/],
+    ["an image on :latest", (svc) => (server(svc).image = "registry.example.com/inference-runtime:latest"), /must be pinned to a version tag or digest, not latest/],
+    ["an untagged image", (svc) => (server(svc).image = "registry.example.com/inference-runtime"), /not untagged/],
+    ["a service name that is not a DNS-1035 label", (svc) => (svc.metadata.name = "1nference"), /must be a DNS-1035 label/],
+    ["unknown field in an init container (core types)", (svc) => (spec(svc).initContainers[0].resources.limitz = {}), /unknown field "limitz"/],
+    ["a wrongly typed toleration", (svc) => (spec(svc).tolerations = [{ key: "nvidia.com/gpu", operator: "Exists", tolerationSeconds: "soon" }]), /tolerationSeconds/],
+    ["traffic not summing to 100", (svc) => (svc.spec.traffic = [{ latestRevision: true, percent: 90 }]), /must sum to 100, got 90/],
+    ["traffic tag used twice", (svc) => (svc.spec.traffic = [{ latestRevision: true, percent: 50, tag: "a" }, { revisionName: "inference-runtime-00001", percent: 50, tag: "a" }]), /tag "a" used twice/],
+  ];
+
+  it.each(cases)("rejects %s", (_name, edit, message) => {
+    expect(problemsOf(brokenService(edit))).toMatch(message);
+  });
+
+  const flagCases: [string, string, (svc: any) => void][] = [
+    ["kubernetes.podspec-init-containers", "initContainers", () => undefined],
+    ["kubernetes.podspec-persistent-volume-claim", "volumes[0].persistentVolumeClaim", () => undefined],
+    ["kubernetes.podspec-securitycontext", "securityContext", () => undefined],
+    ["kubernetes.podspec-affinity", "affinity", (svc) => (spec(svc).affinity = { nodeAffinity: {} })],
+    ["kubernetes.podspec-tolerations", "tolerations", (svc) => (spec(svc).tolerations = [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }])],
+    ["kubernetes.podspec-nodeselector", "nodeSelector", (svc) => (spec(svc).nodeSelector = { "nvidia.com/gpu.present": "true" })],
+  ];
+
+  it.each(flagCases)("rejects a field gated by %s when the flag is off", (flag, field, edit) => {
+    const feats = { ...features(), [flag]: "disabled" };
+    expect(problemsOf(brokenService(edit), feats)).toContain(`spec.template.spec.${field}: this field needs the feature flag ${flag} enabled`);
+  });
+
+  it("rejects a writable PVC when the write flag is off", () => {
+    const feats = { ...features(), "kubernetes.podspec-persistent-volume-write": "disabled" };
+    const problems = problemsOf(brokenService(() => undefined), feats);
+    expect(problems).toMatch(/Persistent volume write support is disabled, but found persistent volume claim inference-runtime-models that is not read-only/);
+    expect(problems).toMatch(/initContainers\[0\]\.volumeMounts\[0\]\.readOnly/);
+  });
+
+  it("rejects a ConfigMap used with envFrom that sets a reserved variable", () => {
+    const cm = configMap("inference-runtime-config", { PORT: "9000" });
+    const problems = problemsOf(brokenService(() => undefined), features(), new Map([["inference-runtime-config", cm.data!]]));
+    expect(problems).toMatch(/ConfigMap inference-runtime-config sets "PORT", a reserved environment variable/);
+  });
+});
