@@ -77,7 +77,10 @@ export async function describeModelDir(name: string, dir: string, options: { any
   const filename = settings.default_model_filename;
   const entries = await readdir(absDir, { withFileTypes: true });
 
-  const versionDirs = entries.filter((e) => e.isDirectory() && VERSION_PATTERN.test(e.name));
+  const versionDirs = [];
+  for (const e of entries) {
+    if (VERSION_PATTERN.test(e.name) && (e.isDirectory() || (e.isSymbolicLink() && (await isDirectory(join(absDir, e.name)))))) versionDirs.push(e);
+  }
   let versions: ModelVersionFile[];
   if (versionDirs.length > 0) {
     versions = await Promise.all(
@@ -122,9 +125,10 @@ export class ModelRepository implements ModelSource {
   async discover(): Promise<{ models: ModelDescriptor[]; skipped: string[] }> {
     const root = resolve(this.root);
     if (!(await isDirectory(root))) throw new RepositoryError(`model repository ${root} does not exist or is not a directory`);
-    const entries = (await readdir(root, { withFileTypes: true }))
-      .filter((e) => e.isDirectory() && !e.name.startsWith("."))
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    const all = (await readdir(root, { withFileTypes: true })).filter((e) => !e.name.startsWith("."));
+    // Symbolic links count when they point at a directory: the model puller publishes models that way.
+    const isDir = await Promise.all(all.map((e) => e.isDirectory() || (e.isSymbolicLink() && isDirectory(join(root, e.name)))));
+    const entries = all.filter((_, i) => isDir[i]).sort((a, b) => (a.name < b.name ? -1 : 1));
     const models: ModelDescriptor[] = [];
     const skipped: string[] = [];
     for (const entry of entries) {

@@ -1,0 +1,68 @@
+import { mkdir, symlink } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildSimple } from "../../../models/build/simple.js";
+import { removeRepository, writeRepository } from "../testing/fixtures.js";
+import { ModelRepository, SingleModelDirectory } from "./repository.js";
+
+let root: string;
+let elsewhere: string;
+
+beforeAll(async () => {
+  elsewhere = await writeRepository({ "published/v-abc123/1/model.onnx": buildSimple(), "published/version-target/model.onnx": buildSimple() });
+  root = await writeRepository({
+    "triton/1/model.onnx": buildSimple(),
+    "triton/3/model.onnx": buildSimple(),
+    "triton/notaversion/model.onnx": buildSimple(),
+    "flat/model.onnx": buildSimple(),
+    "custom/2/weights.onnx": buildSimple(),
+    "custom/model-settings.json": JSON.stringify({ default_model_filename: "weights.onnx" }),
+    "scripts/build.ts": "// not a model",
+    ".hidden/1/model.onnx": buildSimple(),
+    "bad name!/1/model.onnx": buildSimple(),
+  });
+  await symlink(join(elsewhere, "published/v-abc123"), join(root, "linked"));
+  await mkdir(join(root, "linkedversion"));
+  await symlink(join(elsewhere, "published/version-target"), join(root, "linkedversion", "4"));
+});
+afterAll(async () => {
+  await removeRepository(root);
+  await removeRepository(elsewhere);
+});
+
+describe("model repository discovery", () => {
+  it("finds Triton, flat, custom-file and symlinked layouts, and passes over everything else", async () => {
+    const { models, skipped } = await new ModelRepository(root).discover();
+    const summary = Object.fromEntries(models.map((m) => [m.name, m.versions.map((v) => `${v.version}:${v.file ? v.file.slice(v.file.lastIndexOf("/") + 1) : "-"}`)]));
+    expect(summary).toEqual({
+      custom: ["2:weights.onnx"],
+      flat: ["1:model.onnx"],
+      linked: ["1:model.onnx"],
+      linkedversion: ["4:model.onnx"],
+      triton: ["1:model.onnx", "3:model.onnx"],
+    });
+    expect(skipped.sort()).toEqual(["bad name!", "scripts"]);
+  });
+
+  it("describes one model by name, refusing names that are not plain", async () => {
+    const repo = new ModelRepository(root);
+    expect((await repo.describe("linked"))?.versions).toHaveLength(1);
+    expect(await repo.describe("../etc")).toBeUndefined();
+    expect(await repo.describe("missing")).toBeUndefined();
+  });
+
+  it("fails clearly when the repository is missing", async () => {
+    await expect(new ModelRepository(join(root, "nope")).discover()).rejects.toThrow(/does not exist or is not a directory/);
+  });
+
+  it("serves KServe's single model directory under the given name, whatever the file is called", async () => {
+    const single = await writeRepository({ "simple.onnx": buildSimple() });
+    try {
+      const { models } = await new SingleModelDirectory("iris", single).discover();
+      expect(models.map((m) => [m.name, m.versions[0]!.file!.endsWith("simple.onnx")])).toEqual([["iris", true]]);
+      expect(await new SingleModelDirectory("iris", single).describe("other")).toBeUndefined();
+    } finally {
+      await removeRepository(single);
+    }
+  });
+});
