@@ -3,7 +3,7 @@
  * mapping every route shares. Handlers throw InferenceError; only this file
  * decides how an error looks on the wire.
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import { PATHS } from "../constants.js";
@@ -17,6 +17,7 @@ import { repositoryRoutes, type RepositoryApiOptions } from "./repository.js";
 import { requestId } from "./request-context.js";
 import { observe, type ObserveOptions } from "./observe.js";
 import type { Metrics } from "../metrics.js";
+import { cloudEventRoutes, type CloudEventOptions } from "../cloudevents/routes.js";
 import { v1Routes } from "./v1.js";
 import { v2Routes } from "./v2.js";
 
@@ -24,6 +25,22 @@ export interface AppOptions extends Omit<ObserveOptions, "logger"> {
   maxRequestBytes: number;
   logger: Logger;
   repositoryApi: Omit<RepositoryApiOptions, "maxRequestBytes">;
+  /** CloudEvent replies (CE_TYPE, CE_SOURCE, CE_MERGE); KServe's defaults when absent. */
+  cloudEvents?: Pick<CloudEventOptions, "type" | "source" | "merge">;
+}
+
+/**
+ * Reads what is left of a request body before an early error answer (unknown
+ * model, bad name), so the keep-alive connection stays in step: a client that
+ * reuses it must not find the server hanging up on its next request.
+ */
+async function discardBody(c: Context): Promise<void> {
+  if (c.req.method === "GET" || c.req.method === "HEAD") return;
+  try {
+    await c.req.arrayBuffer();
+  } catch {
+    // Already read, over the limit, or the client went away: nothing left to keep in step.
+  }
 }
 
 /** Model state gauges are read from the registry at scrape time, so they can never drift from it. */
@@ -55,6 +72,9 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
     return c.body(await options.metrics.registry.metrics(), 200, { "content-type": options.metrics.registry.contentType });
   });
 
+  // CloudEvents (runtime/src/cloudevents): POST /, and the infer endpoints when the request is an event
+  // (ce-* headers or an application/cloudevents Content-Type); before v2/v1, which get every other request.
+  app.route("/", cloudEventRoutes(dataPlane, { maxRequestBytes: options.maxRequestBytes, logger: options.logger, ...options.cloudEvents }));
   app.route("/", v2Routes(dataPlane, options));
   app.route("/", v1Routes(dataPlane, options));
   app.route("/", repositoryRoutes(repository, { ...options.repositoryApi, maxRequestBytes: options.maxRequestBytes }));
@@ -64,9 +84,13 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
   app.get(PATHS.openapi, (c) => c.json(openapi()));
   app.get("/docs", (c) => c.html(docsPage(openapi())));
 
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${truncate(new URL(c.req.url).pathname, 200)}` }, 404));
+  app.notFound(async (c) => {
+    await discardBody(c);
+    return c.json({ error: `no route for ${c.req.method} ${truncate(new URL(c.req.url).pathname, 200)}` }, 404);
+  });
 
-  app.onError((err, c) => {
+  app.onError(async (err, c) => {
+    await discardBody(c);
     if (err instanceof InferenceError) {
       for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
       return c.json({ error: err.message }, err.status);

@@ -302,6 +302,20 @@ describe("errors: status and message for each class of bad request", () => {
     expect(res).toEqual({ status: 404, body: { error: "no route for GET /v3/nothing" } });
   });
 
+  it("an early answer (unknown model, bad name) leaves the keep-alive connection usable for the next request", async () => {
+    const body = JSON.stringify({ id: "x".repeat(60_000) });
+    let failures = 0;
+    for (let i = 0; i < 60; i++) {
+      try {
+        await (await fetch(`${url}/v2/models/${i % 2 ? "..%2Fetc" : "nosuchmodel"}/infer`, { method: "POST", body })).text();
+        await (await fetch(`${url}/v2/models/simple/infer`, { method: "POST", body: JSON.stringify(simpleRequest()) })).text();
+      } catch {
+        failures++;
+      }
+    }
+    expect(failures).toBe(0);
+  });
+
   it("keeps serving after every bad request", async () => {
     const { status } = await infer(simpleRequest());
     expect(status).toBe(200);
