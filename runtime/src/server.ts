@@ -16,6 +16,7 @@ import { Metrics } from "./metrics.js";
 import { ModelRegistry } from "./registry/registry.js";
 import { ModelRepository, SingleModelDirectory, type ModelSource } from "./repository/repository.js";
 import { createApp } from "./rest/app.js";
+import { InferenceLogger } from "./cloudevents/logger.js";
 
 /** The protocol extensions this server implements, as GET /v2 reports them. */
 export function extensions(config: Config): string[] {
@@ -56,7 +57,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   logger.info({ config: { ...config, repositoryApiToken: config.repositoryApiToken && "[REDACTED]", loggerUrl: config.loggerUrl && redactUrl(config.loggerUrl), loggerSink: config.loggerSink && redactUrl(config.loggerSink) } }, "starting");
   const metrics = new Metrics();
   const backend = new OnnxRuntimeBackend({ executionProviders: config.executionProviders });
-  const registry = new ModelRegistry(backend, logger);
+  const registry = new ModelRegistry(backend, logger, { warmup: config.warmup });
   const source: ModelSource =
     config.modelName !== undefined && config.modelDir !== undefined
       ? new SingleModelDirectory(config.modelName, config.modelDir)
@@ -77,7 +78,12 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
     draining: () => draining,
     inflight,
     repositoryApi: { enabled: config.repositoryApi === "enabled", token: config.repositoryApiToken },
+    cloudEvents: { type: config.ceType, source: config.ceSource, merge: config.ceMerge },
   });
+  // CloudEvents inference logger (runtime/src/cloudevents/logger.ts), on when LOGGER_URL or K_SINK is set;
+  // flushed on drain and close, before the models unload.
+  const inferenceLogger = InferenceLogger.fromConfig(config, { logger, metrics });
+  if (inferenceLogger) dataPlane.addListener(inferenceLogger.listener);
   const server = createAdaptorServer({
     fetch: app.fetch,
     serverOptions: {
@@ -145,6 +151,8 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
         logger.warn({ in_flight: inflight.count }, "drain timeout: closing remaining connections");
         server.closeAllConnections();
       }
+      // The inference logger gets what is left of the drain budget to deliver its queue.
+      await inferenceLogger?.close(Math.max(0, config.drainTimeoutMs - (performance.now() - started)));
       await unloadModels();
       logger.info({ ms: Math.round(performance.now() - started), clean: finished }, "drained");
       return finished;
@@ -152,6 +160,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
     async close() {
       draining = true;
       await closeListener();
+      await inferenceLogger?.close(1_000);
       await unloadModels();
     },
   };

@@ -1,0 +1,75 @@
+/**
+ * The reply to an inference event: a new CloudEvent in the request's mode,
+ * built and serialized by the SDK (HTTP.binary / HTTP.structured). Knative's
+ * Broker takes a CloudEvent in a subscriber's 2xx reply and routes it like any
+ * other event, so the reply's type must never be one the request's Trigger
+ * matches (see README.md, "Avoiding loops").
+ */
+import { CloudEvent, HTTP } from "cloudevents";
+import { randomUUID } from "node:crypto";
+import type { InferenceResponse } from "../dataplane/types.js";
+import { EXTENSIONS, JSON_MEDIA_TYPE, responseEventSource } from "./constants.js";
+import { extensionsOf, type CloudEventMode } from "./receive.js";
+
+export interface ReplyOptions {
+  /** The reply's type (CE_TYPE). */
+  type: string;
+  /** The reply's source (CE_SOURCE); io.kserve.inference.<model> when unset. */
+  source?: string;
+  /** CE_MERGE: carry the request's extensions (and subject) over to the reply. */
+  merge: boolean;
+}
+
+/** Header-safe printable ASCII: anything else cannot be a ce-* header value without encoding. */
+const PRINTABLE = /^[\x20-\x7e]*$/;
+
+function carriable(value: unknown): value is string | number | boolean {
+  if (typeof value === "string") return PRINTABLE.test(value);
+  return typeof value === "boolean" || (typeof value === "number" && Number.isSafeInteger(value));
+}
+
+/** The reply's attributes, before data. Exported for the README's table and the tests. */
+export function replyAttributes(request: CloudEvent<unknown>, response: InferenceResponse, options: ReplyOptions): Record<string, unknown> {
+  const requestCorrelation = request[EXTENSIONS.correlationId];
+  const own: Record<string, unknown> = {
+    specversion: "1.0",
+    id: randomUUID(),
+    source: options.source ?? responseEventSource(response.modelName),
+    type: options.type,
+    time: new Date().toISOString(),
+    datacontenttype: JSON_MEDIA_TYPE,
+    [EXTENSIONS.causationId]: request.id,
+    [EXTENSIONS.correlationId]: typeof requestCorrelation === "string" && requestCorrelation !== "" ? requestCorrelation : request.id,
+    [EXTENSIONS.model]: response.modelName,
+    [EXTENSIONS.modelVersion]: response.modelVersion,
+  };
+  if (!options.merge) return own;
+  // KServe's CE_MERGE keeps the request's attributes but for id and time; the reply's own always win here.
+  const merged: Record<string, unknown> = {};
+  if (request.subject !== undefined && carriable(request.subject)) merged.subject = request.subject;
+  for (const [name, value] of Object.entries(extensionsOf(request))) {
+    if (!(name in own) && carriable(value)) merged[name] = value;
+  }
+  return { ...merged, ...own };
+}
+
+export interface ReplyMessage {
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * The reply as an HTTP message. `json` is the reply's data as JSON text: in
+ * binary mode it is the body as is; in structured mode it is parsed so the SDK
+ * can embed it in the envelope.
+ */
+export function replyMessage(mode: CloudEventMode, request: CloudEvent<unknown>, response: InferenceResponse, json: string, options: ReplyOptions): ReplyMessage {
+  const attributes = replyAttributes(request, response, options);
+  const event = new CloudEvent<unknown>({ ...attributes, data: mode === "binary" ? json : (JSON.parse(json) as unknown) });
+  const message = mode === "binary" ? HTTP.binary(event) : HTTP.structured(event);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(message.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
+  }
+  return { headers, body: message.body as string };
+}
