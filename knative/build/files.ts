@@ -18,6 +18,7 @@ import {
   serviceManifest,
 } from "./knative.js";
 import { dashboard, podMonitorManifest, prometheusRuleManifest } from "./monitoring.js";
+import { eventingFiles } from "./eventing.js";
 import { APP_NAME, CONFIG_MAP_NAME, ENV, GPU, IMAGE_REPOSITORY } from "./settings.js";
 import { GENERATED_HEADER, renderDocument, type Commented } from "./yaml.js";
 
@@ -181,5 +182,7 @@ export function generatedFiles(): Map<string, string> {
     ["kserve/cluster-serving-runtime.yaml", yaml(clusterServingRuntimeManifest())],
     ["kserve/inferenceservice-s3.yaml", yaml(inferenceServiceS3Manifest())],
     ["kserve/inferenceservice-pvc.yaml", yaml(inferenceServicePvcManifest())],
+    // Knative Eventing (knative/build/eventing.ts): Broker, Triggers, SinkBinding, example sinks.
+    ...eventingFiles(),
   ]);
 }

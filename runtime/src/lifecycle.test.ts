@@ -41,7 +41,8 @@ async function startProcess(env: Record<string, string>): Promise<{ child: Child
 
 describe("graceful drain on SIGTERM", () => {
   it("finishes every in-flight request, reports not ready at once, and exits 0 within the drain timeout", { timeout: 60_000 }, async () => {
-    const { child, url, output } = await startProcess({ DRAIN_DELAY_MS: "300", DRAIN_TIMEOUT_MS: "20000" });
+    // The drain delay must outlast the in-flight model runs, which hold the server's event loop.
+    const { child, url, output } = await startProcess({ DRAIN_DELAY_MS: "2000", DRAIN_TIMEOUT_MS: "20000" });
     const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once("exit", (code) => resolve({ code, at: performance.now() })));
     const inflight = Array.from({ length: 4 }, () =>
       fetch(`${url}/v2/models/slow/infer`, { method: "POST", body: slowInput(128), headers: { "inference-header-content-length": "0" } }),
@@ -50,9 +51,14 @@ describe("graceful drain on SIGTERM", () => {
     await new Promise((r) => setTimeout(r, 50));
     const signalled = performance.now();
     child.kill("SIGTERM");
-    // The signal is handled on the server's event loop; give it a moment to arrive.
-    await new Promise((r) => setTimeout(r, 100));
-    const readiness = await fetch(`${url}/v2/health/ready`);
+    // The signal is handled on the server's event loop, between model runs: poll until it has been
+    // (a new connection each time, so no poll races the server closing an idle keep-alive socket).
+    const ready = () => fetch(`${url}/v2/health/ready`, { headers: { connection: "close" } });
+    let readiness = await ready();
+    for (let i = 0; i < 100 && readiness.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      readiness = await ready();
+    }
     expect(readiness.status).toBe(503);
     expect(await readiness.json()).toEqual({ ready: false, error: "not ready: shutting down" });
 

@@ -15,7 +15,7 @@
  * One worker sends both events of an inference, so the request event always
  * reaches the sink before the response event.
  */
-import { CloudEvent, HTTP } from "cloudevents";
+import type { CloudEvent } from "cloudevents";
 import { randomUUID } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -29,6 +29,7 @@ import type { InferenceRequest } from "../dataplane/types.js";
 import { redactUrl } from "../logging.js";
 import { Metrics } from "../metrics.js";
 import { EXTENSIONS, JSON_MEDIA_TYPE, LOGGER_REQUEST_TYPE, LOGGER_RESPONSE_TYPE, responseEventSource } from "./constants.js";
+import { loadSdk, sdk } from "./sdk.js";
 
 export type LoggerMode = "all" | "request" | "response";
 type Inference = Parameters<InferenceListener>[0];
@@ -248,8 +249,9 @@ export class InferenceLogger {
     this.kickScheduled = true;
     setImmediate(() => {
       this.kickScheduled = false;
-      // Each worker takes its first item synchronously, so this starts no more workers than there is work.
-      while (this.workers < this.concurrency && this.queue.length > 0) {
+      // No more workers than there are inferences waiting; a busy worker takes the next one itself.
+      const start = Math.min(this.concurrency - this.workers, this.queue.length);
+      for (let i = 0; i < start; i++) {
         this.workers++;
         void this.work();
       }
@@ -259,6 +261,16 @@ export class InferenceLogger {
 
   private async work(): Promise<void> {
     try {
+      try {
+        await loadSdk();
+      } catch (err) {
+        // Cannot happen with the package installed; if it does, nothing can be sent: say so, count it.
+        const lost = this.queue.clear().length * this.eventsPerInference;
+        this.queuedEvents -= lost;
+        this.count("failed", lost);
+        this.options.logger.error({ err, events: lost }, "inference logger cannot load the cloudevents SDK");
+        return;
+      }
       for (let item = this.queue.shift(); item; item = this.queue.shift()) {
         this.queuedEvents -= this.eventsPerInference;
         this.inFlightEvents += this.eventsPerInference;
@@ -295,6 +307,7 @@ export class InferenceLogger {
       [EXTENSIONS.model]: request.modelName,
       [EXTENSIONS.modelVersion]: modelVersion,
     };
+    const { CloudEvent } = sdk();
     const events: CloudEvent<string>[] = [];
     if (this.options.mode !== "response") {
       events.push(new CloudEvent<string>({ ...attributes, type: LOGGER_REQUEST_TYPE, data: encodeInferenceRequest(request) }));
@@ -313,7 +326,7 @@ export class InferenceLogger {
   }
 
   private async deliver(event: CloudEvent<string>): Promise<void> {
-    const message = HTTP.binary(event);
+    const message = sdk().HTTP.binary(event);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(message.headers)) if (value !== undefined) headers[name] = String(value);
     const body = Buffer.from(message.body as string, "utf8");

@@ -6,12 +6,13 @@
  * wrong (a missing attribute by name), or a 415 for batches and content types
  * that cannot carry an inference request.
  */
-import { CloudEvent, HTTP, ValidationError, type Headers } from "cloudevents";
+import type { CloudEvent, Headers, ValidationError } from "cloudevents";
 import type { Context } from "hono";
 import { InferenceError, invalidInput } from "../dataplane/errors.js";
 import { parseJson, readBody } from "../rest/body.js";
 import { preview, truncate } from "../tensor/datatypes.js";
 import { CE_BATCH, CE_JSON, JSON_MEDIA_TYPE } from "./constants.js";
+import { loadSdk, sdk } from "./sdk.js";
 
 export type CloudEventMode = "binary" | "structured";
 
@@ -82,7 +83,7 @@ function describeValidation(err: ValidationError): string {
 
 function sdkFailure(err: unknown, what: string): never {
   if (err instanceof InferenceError) throw err;
-  if (err instanceof ValidationError) throw invalidInput(`invalid CloudEvent: ${describeValidation(err)}`);
+  if (err instanceof sdk().ValidationError) throw invalidInput(`invalid CloudEvent: ${describeValidation(err)}`);
   if (err instanceof SyntaxError) throw invalidInput(`malformed JSON in ${what}: ${truncate(err.message, 160)}`);
   throw err;
 }
@@ -114,6 +115,7 @@ export async function receiveCloudEvent(c: Context, mode: CloudEventMode, maxByt
   if (c.req.header(INFERENCE_HEADER_CONTENT_LENGTH) !== undefined) {
     throw invalidInput("binary tensor data (Inference-Header-Content-Length) is not valid event data: send the inference request as JSON");
   }
+  await loadSdk();
   const event = mode === "binary" ? await binaryEvent(c, maxBytes) : await structuredEvent(c, maxBytes);
   try {
     event.validate();
@@ -141,7 +143,7 @@ async function binaryEvent(c: Context, maxBytes: number): Promise<CloudEvent<unk
   // JSON may start with whitespace; the SDK's parser takes text not starting with {, [ or " for a bare string.
   const body = decodeText(await readBody(c, maxBytes)).trimStart();
   try {
-    return HTTP.toEvent({ headers, body }) as CloudEvent<unknown>;
+    return sdk().HTTP.toEvent({ headers, body }) as CloudEvent<unknown>;
   } catch (err) {
     sdkFailure(err, "the event data");
   }
@@ -163,7 +165,7 @@ async function structuredEvent(c: Context, maxBytes: number): Promise<CloudEvent
     throw invalidInput("binary event data (data_base64) is not valid event data: put the inference request in 'data' as JSON");
   }
   try {
-    return HTTP.toEvent({ headers: { "content-type": CE_JSON }, body: attributes }) as CloudEvent<unknown>;
+    return sdk().HTTP.toEvent({ headers: { "content-type": CE_JSON }, body: attributes }) as CloudEvent<unknown>;
   } catch (err) {
     sdkFailure(err, "the structured CloudEvent");
   }

@@ -5,11 +5,12 @@
  * other event, so the reply's type must never be one the request's Trigger
  * matches (see README.md, "Avoiding loops").
  */
-import { CloudEvent, HTTP } from "cloudevents";
+import type { CloudEvent } from "cloudevents";
 import { randomUUID } from "node:crypto";
 import type { InferenceResponse } from "../dataplane/types.js";
 import { EXTENSIONS, JSON_MEDIA_TYPE, responseEventSource } from "./constants.js";
 import { extensionsOf, type CloudEventMode } from "./receive.js";
+import { sdk } from "./sdk.js";
 
 export interface ReplyOptions {
   /** The reply's type (CE_TYPE). */
@@ -65,6 +66,7 @@ export interface ReplyMessage {
  */
 export function replyMessage(mode: CloudEventMode, request: CloudEvent<unknown>, response: InferenceResponse, json: string, options: ReplyOptions): ReplyMessage {
   const attributes = replyAttributes(request, response, options);
+  const { CloudEvent, HTTP } = sdk(); // loaded by receiveCloudEvent()
   const event = new CloudEvent<unknown>({ ...attributes, data: mode === "binary" ? json : (JSON.parse(json) as unknown) });
   const message = mode === "binary" ? HTTP.binary(event) : HTTP.structured(event);
   const headers: Record<string, string> = {};

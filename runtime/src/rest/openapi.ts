@@ -21,6 +21,14 @@ interface Operation {
 }
 
 const PATHS: Record<string, Partial<Record<Method, Operation>>> = {
+  "/": {
+    post: {
+      tag: "cloudevents",
+      summary: "Inference from a CloudEvent (Knative Eventing Trigger), binary or structured mode; the reply is a CloudEvent",
+      description: "The model comes from the event's `model` extension, else its `subject`, else the only model loaded. Data: a V2 request, a V1 `instances` body, or `{\"text\": ...}`. The infer endpoints take events too.",
+      errors: [400, 404, 413, 415, 503],
+    },
+  },
   "/v2/health/live": { get: { tag: "health", summary: "Server liveness", response: z.object({ live: z.boolean() }), errors: [] } },
   "/v2/health/ready": { get: { tag: "health", summary: "Server readiness: 200 once every model is ready", response: z.object({ ready: z.boolean() }), errors: [503] } },
   "/v2": { get: { tag: "metadata", summary: "Server metadata and implemented extensions", response: S.ServerMetadataSchema, errors: [] } },
