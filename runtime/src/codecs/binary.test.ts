@@ -1,18 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { decodeBinaryTensor, encodeBinaryData, rawInputShape, splitBinaryBody } from "./binary.js";
 import { encodeJsonData } from "./json.js";
+import { bytesTensor } from "../testing/binary-client.js";
 
-const bytesElements = (...items: string[]) => {
-  const parts = items.map((s) => Buffer.from(s, "utf8"));
-  const out = Buffer.alloc(parts.reduce((n, p) => n + 4 + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.writeUInt32LE(p.length, o);
-    p.copy(out, o + 4);
-    o += 4 + p.length;
-  }
-  return new Uint8Array(out);
-};
+const bytesElements = (...items: string[]) => bytesTensor(items);
 
 describe("binary tensor decoding", () => {
   it("views the request buffer in place when aligned (no copy)", () => {
