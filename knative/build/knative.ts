@@ -9,6 +9,7 @@ import type {
   V1Affinity,
   V1ConfigMap,
   V1Container,
+  V1EnvVar,
   V1ObjectMeta,
   V1PersistentVolumeClaim,
   V1PodSecurityContext,
@@ -124,11 +125,15 @@ export const serverResources = (): V1ResourceRequirements => ({
   limits: { cpu: "1", memory: "512Mi" },
 });
 
+/** What the pod learns about itself from the downward API (not from the ConfigMap, which is the same in every namespace). */
+export const serverEnv = (): V1EnvVar[] => [{ name: ENV.namespace, valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } }];
+
 export function serverContainer(image: string): V1Container {
   return {
     name: SERVER_CONTAINER,
     image,
     ports: [{ name: "http1", containerPort: DEFAULT_HTTP_PORT, protocol: "TCP" }],
+    env: serverEnv(),
     envFrom: [{ configMapRef: { name: CONFIG_MAP_NAME } }],
     readinessProbe: httpProbe(PATHS.ready, { periodSeconds: 2, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 }),
     livenessProbe: httpProbe(PATHS.live, { periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 }),
@@ -267,6 +272,14 @@ const SERVICE_COMMENTS: [readonly (string | number)[], string][] = [
   ],
   [["spec", "template", "spec", "containers", 0, "ports"], "Exactly one port: Knative routes to it. http1 = HTTP/1.1 (the server does not speak h2c)."],
   [
+    ["spec", "template", "spec", "containers", 0, "env"],
+    [
+      `${ENV.namespace}: the pod's namespace, from the downward API. The CloudEvents inference logger`,
+      "puts it in the namespace extension of every event it sends (empty when unset), so a",
+      "consumer can tell which deployment an event came from. Needs kubernetes.podspec-fieldref.",
+    ].join("\n"),
+  ],
+  [
     ["spec", "template", "spec", "containers", 0, "envFrom"],
     "Configuration from the ConfigMap that kustomization.yaml generates (its name carries a content\nhash, so a config change makes a new revision and a rollback restores the old config).",
   ],
@@ -370,6 +383,7 @@ const FLAG_REASONS: Record<string, string> = {
   [FEATURE_FLAGS.securityContext]: "pod-level fsGroup, so the non-root puller can write to a fresh volume",
   [FEATURE_FLAGS.affinity]: "GPU overlay: required node affinity on the GPU node label",
   [FEATURE_FLAGS.tolerations]: "GPU overlay: tolerate the nvidia.com/gpu taint of GPU nodes",
+  [FEATURE_FLAGS.fieldRef]: `${ENV.namespace} from the downward API (env valueFrom.fieldRef), for the inference logger's namespace extension`,
 };
 
 export function configFeaturesManifest(): Commented<V1ConfigMap> {

@@ -96,6 +96,7 @@ export const FEATURE_FLAGS = {
   securityContext: "kubernetes.podspec-securitycontext",
   affinity: "kubernetes.podspec-affinity",
   tolerations: "kubernetes.podspec-tolerations",
+  fieldRef: "kubernetes.podspec-fieldref",
 } as const;
 
 /** p95 request latency above which the PrometheusRule alerts, in seconds. */

@@ -31,6 +31,9 @@ describe("Knative webhook rules", () => {
     expect(byPath.get("spec.template.spec.nodeSelector")).toBe("kubernetes.podspec-nodeselector");
     expect(byPath.get("spec.template.spec.volumes.*.persistentVolumeClaim")).toBe("kubernetes.podspec-persistent-volume-claim");
     expect(byPath.get("spec.template.spec.initContainers.*.securityContext.capabilities.add")).toBe("kubernetes.containerspec-addcapabilities");
+    for (const kind of ["containers", "initContainers"]) {
+      for (const ref of ["fieldRef", "resourceFieldRef"]) expect(byPath.get(`spec.template.spec.${kind}.*.env.*.valueFrom.${ref}`)).toBe("kubernetes.podspec-fieldref");
+    }
   });
 
   it("reads flags case-insensitively, with Knative's defaults", () => {
@@ -94,11 +97,24 @@ describe("Knative webhook rules", () => {
     ["kubernetes.podspec-affinity", "affinity", (svc) => (spec(svc).affinity = { nodeAffinity: {} })],
     ["kubernetes.podspec-tolerations", "tolerations", (svc) => (spec(svc).tolerations = [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }])],
     ["kubernetes.podspec-nodeselector", "nodeSelector", (svc) => (spec(svc).nodeSelector = { "nvidia.com/gpu.present": "true" })],
+    ["kubernetes.podspec-fieldref", "containers[0].env[0].valueFrom.fieldRef", () => undefined],
   ];
 
   it.each(flagCases)("rejects a field gated by %s when the flag is off", (flag, field, edit) => {
     const feats = { ...features(), [flag]: "disabled" };
     expect(problemsOf(brokenService(edit), feats)).toContain(`spec.template.spec.${field}: this field needs the feature flag ${flag} enabled`);
+  });
+
+  it("rejects env valueFrom.fieldRef / resourceFieldRef in any container when config-features lacks kubernetes.podspec-fieldref", () => {
+    const { "kubernetes.podspec-fieldref": _absent, ...feats } = features();
+    const svc = brokenService((s) => {
+      server(s).env = [{ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } }];
+      spec(s).initContainers[0].env = [{ name: "CPU_LIMIT", valueFrom: { resourceFieldRef: { resource: "limits.cpu" } } }];
+    });
+    const problems = problemsOf(svc, feats);
+    expect(problems).toContain("spec.template.spec.containers[0].env[0].valueFrom.fieldRef: this field needs the feature flag kubernetes.podspec-fieldref enabled in config-features");
+    expect(problems).toContain("spec.template.spec.initContainers[0].env[0].valueFrom.resourceFieldRef: this field needs the feature flag kubernetes.podspec-fieldref enabled in config-features");
+    expect(problemsOf(svc, features())).toBe("");
   });
 
   it("rejects a writable PVC when the write flag is off", () => {
