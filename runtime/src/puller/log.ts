@@ -4,7 +4,7 @@
  * (known secrets and URL credentials) before it is written, and on a TTY log lines
  * and the progress bar share the terminal without garbling each other.
  */
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { redactText, secrets, type SecretRegistry } from "./redact.js";
 
 export type { Logger };
@@ -44,6 +44,11 @@ export function memoryTerminal(): Terminal & { lines: string[] } {
 const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
 const OMIT = new Set(["level", "severity", "time", "msg", "pid", "hostname", "name"]);
 
+/** A JSON log line as written: unchanged, or in the human format for a TTY. */
+export function formatLine(json: string, human: boolean): string {
+  return human ? pretty(json) : json;
+}
+
 function pretty(json: string): string {
   let o: Record<string, unknown>;
   try {
@@ -67,7 +72,9 @@ export interface LoggerOptions {
   registry?: SecretRegistry;
 }
 
-export function createLogger(opts: LoggerOptions = {}): Logger {
+/** Creates the logger (pino is loaded on first use, off the warm-start path). */
+export async function createLogger(opts: LoggerOptions = {}): Promise<Logger> {
+  const { pino } = await import("pino");
   const terminal = opts.terminal ?? stderrTerminal();
   const human = opts.pretty ?? terminal.isTTY;
   const registry = opts.registry ?? secrets;

@@ -115,7 +115,11 @@ const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 
 /** Redacts every URL found in free text. */
 export function redactUrlsInText(text: string): string {
-  return text.replace(URL_IN_TEXT, (m) => redactUrl(m));
+  return text.replace(URL_IN_TEXT, (m) => {
+    // Sentence punctuation after a URL is not part of it.
+    const tail = /[.,:;!?)\]}]+$/.exec(m)?.[0] ?? "";
+    return redactUrl(m.slice(0, m.length - tail.length)) + tail;
+  });
 }
 
 /** Values shorter than this are not scrubbed by value (they would mangle ordinary text). */
