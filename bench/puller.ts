@@ -9,6 +9,9 @@
  * disk by the server). Then, for each run:
  *   raw          this process reads the body and counts bytes
  *   raw+sha256   the same, hashing every byte
+ *   ceiling      the same, also writing every byte to a file in the destination
+ *                directory (one write stream, 4 MiB buffer) and fsyncing it: the
+ *                least any downloader that hashes and writes can do here
  *   puller       `node dist/model-puller.js URL DEST --sha256 ...` (the shipped
  *                bundle, in its own process): download to disk with sha256 on the
  *                way, fsync, publish. Wall time from spawn to exit, so Node start-up,
@@ -19,7 +22,8 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { open } from "node:fs/promises";
 import http from "node:http";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -90,6 +94,45 @@ async function rawRead(url: string, hash: boolean): Promise<{ seconds: number; b
   });
 }
 
+/** stream -> sha256 -> file -> fsync, nothing else: the realistic ceiling for a puller on this machine. */
+async function ceiling(url: string, file: string): Promise<{ seconds: number; bytes: number; fsyncSeconds: number; cpuSeconds: number }> {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const fh = await open(file, "w");
+  try {
+    const bytes = await new Promise<number>((resolvePromise, reject) => {
+      http
+        .get(url, (res) => {
+          const h = createHash("sha256");
+          const ws = createWriteStream("", { fd: fh.fd, autoClose: false, highWaterMark: 4 << 20 });
+          let n = 0;
+          res.on("data", (c: Buffer) => {
+            n += c.length;
+            h.update(c);
+            if (!ws.write(c)) res.pause();
+          });
+          ws.on("drain", () => res.resume());
+          res.on("end", () => ws.end());
+          res.on("error", reject);
+          ws.on("error", reject);
+          ws.on("finish", () => {
+            h.digest("hex");
+            resolvePromise(n);
+          });
+        })
+        .on("error", reject);
+    });
+    const ts = performance.now();
+    await fh.sync();
+    const t1 = performance.now();
+    const c = process.cpuUsage(c0);
+    return { seconds: (t1 - t0) / 1000, bytes, fsyncSeconds: (t1 - ts) / 1000, cpuSeconds: (c.user + c.system) / 1e6 };
+  } finally {
+    await fh.close();
+    rmSync(file, { force: true });
+  }
+}
+
 async function runPuller(
   url: string,
   dest: string,
@@ -144,10 +187,12 @@ async function main(): Promise<void> {
 
     const raw: number[] = [];
     const rawSha: number[] = [];
+    const ceil: number[] = [];
+    const ceilFsync: number[] = [];
     const puller: number[] = [];
     const pullerDl: number[] = [];
     const rss: number[] = [];
-    const cpu = { raw: [] as number[], sha: [] as number[], puller: [] as number[] };
+    const cpu = { raw: [] as number[], sha: [] as number[], ceil: [] as number[], puller: [] as number[] };
     let digest = "";
     try {
       // Warm-up (JIT, server buffers, page cache for the destination directory).
@@ -160,6 +205,10 @@ async function main(): Promise<void> {
         rawSha.push(b.bytes / MB / b.seconds);
         cpu.sha.push(b.cpuSeconds / (SIZE / 1e9));
         digest = b.sha256!;
+        const w = await ceiling(url, join(work, `ceiling-${i}.bin`));
+        ceil.push(w.bytes / MB / w.seconds);
+        ceilFsync.push(w.fsyncSeconds);
+        cpu.ceil.push(w.cpuSeconds / (SIZE / 1e9));
         const dest = join(work, `run-${i}`, "model");
         const p = await runPuller(url, dest, digest);
         puller.push(SIZE / MB / p.seconds);
@@ -168,7 +217,7 @@ async function main(): Promise<void> {
         if (p.cpuSeconds !== undefined) cpu.puller.push(p.cpuSeconds / (SIZE / 1e9));
         rmSync(join(work, `run-${i}`), { recursive: true, force: true });
         console.log(
-          `run ${i + 1}: raw ${raw[i]!.toFixed(0)} MB/s, raw+sha256 ${rawSha[i]!.toFixed(0)} MB/s, ` +
+          `run ${i + 1}: raw ${raw[i]!.toFixed(0)} MB/s, raw+sha256 ${rawSha[i]!.toFixed(0)} MB/s, ceiling ${ceil[i]!.toFixed(0)} MB/s, ` +
             `puller ${puller[i]!.toFixed(0)} MB/s end to end (${p.seconds.toFixed(2)} s` +
             `${p.downloadSeconds ? `, download+verify ${p.downloadSeconds.toFixed(2)} s` : ""})`,
         );
@@ -182,15 +231,17 @@ async function main(): Promise<void> {
     console.log("");
     console.log(`median raw read                 ${mRaw.toFixed(0)} MB/s`);
     console.log(`median raw read + sha256        ${mSha.toFixed(0)} MB/s`);
+    console.log(`median ceiling (+write, fsync)  ${median(ceil).toFixed(0)} MB/s  (in-process stream -> sha256 -> file, fsync ${median(ceilFsync).toFixed(2)} s of it)`);
     console.log(`median model-puller end to end  ${mPull.toFixed(0)} MB/s  (process start to exit: download, sha256, write, fsync, publish)`);
     if (pullerDl.length) console.log(`median model-puller download    ${median(pullerDl).toFixed(0)} MB/s  (its own timer: first byte requested to verified)`);
     if (rss.length) console.log(`model-puller max RSS            ${(median(rss) / 1024).toFixed(0)} MiB`);
     console.log(
-      `CPU seconds per GB (client side, median): raw ${median(cpu.raw).toFixed(2)}, raw+sha256 ${median(cpu.sha).toFixed(2)}` +
+      `CPU seconds per GB (client side, median): raw ${median(cpu.raw).toFixed(2)}, raw+sha256 ${median(cpu.sha).toFixed(2)}, ceiling ${median(cpu.ceil).toFixed(2)}` +
         (cpu.puller.length ? `, model-puller ${median(cpu.puller).toFixed(2)} (whole process: start-up, write, fsync, hash thread)` : ""),
     );
     console.log(`ratio puller / raw              ${((mPull / mRaw) * 100).toFixed(1)}%`);
     console.log(`ratio puller / raw+sha256       ${((mPull / mSha) * 100).toFixed(1)}%`);
+    console.log(`ratio puller / ceiling          ${((mPull / median(ceil)) * 100).toFixed(1)}%`);
   } finally {
     server.kill();
   }

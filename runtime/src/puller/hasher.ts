@@ -113,12 +113,16 @@ try {
 }
 `;
 
+/** The worker is woken at most once per this many newly written bytes. */
+const RING_EVERY = 1 << 20;
+
 export class TailHasher implements Hasher {
   private readonly state = new BigInt64Array(new SharedArrayBuffer(24));
   private readonly bell = new Int32Array(new SharedArrayBuffer(8));
   private readonly worker: Worker;
   private readonly result: Promise<string>;
   private writtenBytes = 0;
+  private rungAt = 0;
 
   /** `path` must exist (it is opened for reading at once). */
   constructor(path: string) {
@@ -140,10 +144,12 @@ export class TailHasher implements Hasher {
     this.result.catch(() => {}); // observed by digest()
   }
 
-  private ring(force = false): void {
-    if (!force && Atomics.load(this.bell, 1) === 0) return; // the worker is busy: it will look again
+  /** Wakes the worker if it sleeps; returns whether it rang. */
+  private ring(force = false): boolean {
+    if (!force && Atomics.load(this.bell, 1) === 0) return false; // the worker is busy: it will look again
     Atomics.add(this.bell, 0, 1);
     Atomics.notify(this.bell, 0);
+    return true;
   }
 
   received(): void {}
@@ -152,12 +158,17 @@ export class TailHasher implements Hasher {
     if (n <= this.writtenBytes) return;
     this.writtenBytes = n;
     Atomics.store(this.state, 0, BigInt(n));
-    this.ring();
+    // Waking the worker costs a futex call and a context switch on both sides:
+    // let at least RING_EVERY bytes pile up first (it also looks every second on
+    // its own, and digest() always rings).
+    if (n - this.rungAt < RING_EVERY) return;
+    if (this.ring()) this.rungAt = n;
   }
 
   reset(): void {
     Atomics.add(this.state, 2, 1n);
     this.writtenBytes = 0;
+    this.rungAt = 0;
     Atomics.store(this.state, 0, 0n);
     this.ring(true);
   }
