@@ -7,7 +7,7 @@ import { invalidInput, unsupported } from "../dataplane/errors.js";
 import { truncate, type Datatype } from "../tensor/datatypes.js";
 import { availableCpus } from "./cpu.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
-import type { TensorOverride } from "../repository/settings.js";
+import type { ModelSettings, TensorOverride } from "../repository/settings.js";
 import type { LoadedModel, ModelBackend, ModelLoadSpec, TensorMetadata } from "./backend.js";
 
 export const ONNX_PLATFORM = "onnx_onnxv1";
@@ -114,9 +114,42 @@ class OnnxRuntimeModel implements LoadedModel {
   }
 }
 
+/**
+ * Whether ONNX Runtime's pool threads busy-wait for the next parallel section (ORT's own
+ * default is yes). Off here. Measured with bench/run.ts on 2 cores: on a quiet machine spinning
+ * is worth about 20% on a multi-threaded model at low concurrency (the benchmark MLP, 1 and 8
+ * connections), nothing on tiny models or at 64 connections with dynamic batching; when anything
+ * else wants the CPU (a neighbour, a co-located client) a spinning thread competes with the
+ * event loop and the two-thread runs collapse (about 2× slower in those runs). Between runs it
+ * also burns CPU the pod is billed and throttled for, and that CPU-based autoscaling reads as
+ * load. `onnxruntime.allow_spinning: true` turns it on per model.
+ */
+const DEFAULT_ALLOW_SPINNING = false;
+
 const GRAPH_OPTIMIZATION: Record<string, ort.InferenceSession.SessionOptions["graphOptimizationLevel"]> = {
   disabled: "disabled", basic: "basic", extended: "extended", all: "all",
 };
+
+/**
+ * Session options from a model's `onnxruntime` settings, with this runtime's defaults
+ * (exported so the benchmark's in-process baseline runs exactly what the server runs).
+ */
+export function sessionOptions(o: ModelSettings["onnxruntime"]): ort.InferenceSession.SessionOptions {
+  const spin = (o.allow_spinning ?? DEFAULT_ALLOW_SPINNING) ? "1" : "0";
+  return {
+    graphOptimizationLevel: GRAPH_OPTIMIZATION[o.graph_optimization_level ?? "all"],
+    executionMode: o.execution_mode ?? "sequential",
+    // onnxruntime-node runs each session.run on the event loop thread, one at a time,
+    // so one run may use every CPU of the pod, but no more than the pod's CPU limit.
+    intraOpNumThreads: o.intra_op_num_threads ?? availableCpus(),
+    interOpNumThreads: o.inter_op_num_threads ?? 1,
+    enableCpuMemArena: o.enable_cpu_mem_arena ?? true,
+    enableMemPattern: o.enable_mem_pattern ?? true,
+    // Session config entries (ORT's onnxruntime_session_options_config_keys.h); the node binding
+    // joins nested keys with dots and takes string values.
+    extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
+  };
+}
 
 export class OnnxRuntimeBackend implements ModelBackend {
   readonly platform = ONNX_PLATFORM;
@@ -124,17 +157,7 @@ export class OnnxRuntimeBackend implements ModelBackend {
   constructor(private readonly defaults: { executionProviders: string[] }) {}
 
   async load(spec: ModelLoadSpec): Promise<LoadedModel> {
-    const o = spec.settings.onnxruntime;
-    const options: ort.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: GRAPH_OPTIMIZATION[o.graph_optimization_level ?? "all"],
-      executionMode: o.execution_mode ?? "sequential",
-      // onnxruntime-node runs each session.run on the event loop thread, one at a time,
-      // so one run may use every CPU of the pod, but no more than the pod's CPU limit.
-      intraOpNumThreads: o.intra_op_num_threads ?? availableCpus(),
-      interOpNumThreads: o.inter_op_num_threads ?? 1,
-      enableCpuMemArena: o.enable_cpu_mem_arena ?? true,
-      enableMemPattern: o.enable_mem_pattern ?? true,
-    };
+    const options = sessionOptions(spec.settings.onnxruntime);
     const requested = spec.settings.execution_providers ?? this.defaults.executionProviders;
     let providers = [...requested];
     let session: ort.InferenceSession;

@@ -3,6 +3,7 @@
  * request against the model's signature, runs it, and answers typed tensors.
  */
 import type { LoadedModel, TensorMetadata } from "../backends/backend.js";
+import { execute } from "../batching/execute.js";
 import { acquire, type ModelRegistry, type ModelState } from "../registry/registry.js";
 import { ModelStatistics } from "../registry/statistics.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
@@ -197,17 +198,16 @@ export class DataPlane {
       const outputNames = selectOutputs(request.modelName, model, request);
       const dispatched = performance.now();
       ModelStatistics.add(statistics.stats.compute_input, dispatched - started);
-      ModelStatistics.add(statistics.stats.queue, 0);
-      const outputs = await model.infer(request.inputs, outputNames, request.parameters);
+      // Dynamic batching hook (runtime/src/batching): through the version's batcher when it has one;
+      // records queue and compute time, and counts executions (one per batch).
+      const outputs = await execute(entry, request, outputNames, dispatched);
       const computed = performance.now();
-      ModelStatistics.add(statistics.stats.compute_infer, computed - dispatched);
       const response: InferenceResponse = { modelName: request.modelName, modelVersion: entry.version, outputs };
       if (request.id !== undefined) response.id = request.id;
       const finished = performance.now();
       ModelStatistics.add(statistics.stats.compute_output, finished - computed);
       ModelStatistics.add(statistics.stats.success, finished - started);
       statistics.inferenceCount += batchSize(request, settings.max_batch_size);
-      statistics.executionCount++;
       statistics.lastInference = Date.now();
       if (this.listeners.length > 0) this.notify({ request, response, context, modelVersion: entry.version });
       return response;

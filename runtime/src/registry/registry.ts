@@ -4,10 +4,12 @@
  */
 import type { Logger } from "pino";
 import type { LoadedModel, ModelBackend } from "../backends/backend.js";
+import { DynamicBatcher } from "../batching/batcher.js";
 import { modelNotFound, modelNotReady } from "../dataplane/errors.js";
 import type { ModelDescriptor } from "../repository/repository.js";
 import type { ModelSettings } from "../repository/settings.js";
 import { ModelStatistics } from "./statistics.js";
+import { warmup } from "./warmup.js";
 
 export type ModelState = "LOADING" | "READY" | "UNAVAILABLE" | "UNLOADING";
 
@@ -23,6 +25,13 @@ export interface ModelVersion {
   /** Requests currently using `model`; an unload waits for this to reach zero. */
   inflight: number;
   onIdle?: () => void;
+  /** Set when the settings enable dynamic_batching: inferences go through it (runtime/src/batching). */
+  batcher?: DynamicBatcher;
+}
+
+export interface RegistryOptions {
+  /** One warm-up inference per model version before it is READY (config.warmup; a model's settings may opt out). Default true. */
+  warmup?: boolean;
 }
 
 /** A model version known to be ready, with its loaded backend model. */
@@ -62,6 +71,7 @@ export class ModelRegistry {
   constructor(
     private readonly backend: ModelBackend,
     private readonly logger: Logger,
+    private readonly options: RegistryOptions = {},
   ) {}
 
   private serialize<T>(name: string, work: () => Promise<T>): Promise<T> {
@@ -116,11 +126,28 @@ export class ModelRegistry {
         }
         const started = performance.now();
         try {
-          version.model = await this.backend.load({ name, version: version.version, file, settings, logger: this.logger });
+          const model = await this.backend.load({ name, version: version.version, file, settings, logger: this.logger });
+          try {
+            if (settings.dynamic_batching) {
+              version.batcher = new DynamicBatcher(model, {
+                model: name, version: version.version, maxBatchSize: settings.max_batch_size,
+                batching: settings.dynamic_batching, statistics: version.statistics, logger: this.logger,
+              });
+            }
+          } catch (err) {
+            await model.unload().catch(() => undefined);
+            throw err;
+          }
+          version.model = model;
           version.loadMs = performance.now() - started;
+          const warmupMs = this.options.warmup !== false && settings.warmup ? await this.warm(name, version.version, model) : undefined;
           version.state = "READY";
           this.logger.info(
-            { model: name, version: version.version, load_ms: Math.round(version.loadMs * 10) / 10, execution_providers: version.model.executionProviders },
+            {
+              model: name, version: version.version, load_ms: Math.round(version.loadMs * 10) / 10,
+              ...(warmupMs !== undefined && { warmup_ms: Math.round(warmupMs * 10) / 10 }),
+              execution_providers: model.executionProviders, ...(version.batcher && { dynamic_batching: settings.dynamic_batching }),
+            },
             "model loaded",
           );
         } catch (err) {
@@ -160,12 +187,31 @@ export class ModelRegistry {
     return this.models.has(name);
   }
 
+  /**
+   * The warm-up inference. A failure is logged and does not fail the model: zeros and empty
+   * strings are not valid input for every graph (an index lookup, a shape computed from the
+   * data), and a model that serves real requests must not be UNAVAILABLE for refusing them.
+   */
+  private async warm(name: string, version: string, model: LoadedModel): Promise<number | undefined> {
+    try {
+      return await warmup(model);
+    } catch (err) {
+      this.logger.warn(
+        { model: name, version, error: (err as Error).message },
+        "warm-up inference failed; the model serves anyway (set \"warmup\": false in its model-settings.json to skip it)",
+      );
+      return undefined;
+    }
+  }
+
   /** Unloads versions once the requests still using them have finished. */
   private async release(versions: ModelVersion[]): Promise<void> {
     await Promise.all(
       versions.map(async (v) => {
         if (!v.model) return;
         v.state = "UNLOADING";
+        // Requests already queued in its batcher still run: they hold `inflight`.
+        v.batcher?.close();
         await idle(v);
         try {
           await v.model.unload();

@@ -32,8 +32,47 @@ export const OnnxRuntimeOptionsSchema = z
     execution_mode: z.enum(["sequential", "parallel"]).optional(),
     enable_cpu_mem_arena: z.boolean().optional(),
     enable_mem_pattern: z.boolean().optional(),
+    /** ORT's session.intra_op/inter_op.allow_spinning: pool threads busy-wait between parallel sections. */
+    allow_spinning: z.boolean().optional(),
   })
   .strict();
+
+/**
+ * Triton's `dynamic_batching`: requests are queued per model version and run
+ * together, concatenated along the batch (first) dimension. Needs max_batch_size > 0.
+ * `preferred_batch_size` is Triton's spelling; `preferred_batch_sizes` is accepted too.
+ */
+export const DynamicBatchingSchema = z
+  .object({
+    /** How long a request may wait for others to join its batch (Triton's default: 0, no waiting). */
+    max_queue_delay_microseconds: z.number().int().min(0).max(60_000_000).default(0),
+    /** Batch sizes (in rows) to prefer: a batch of one of these sizes runs at once. */
+    preferred_batch_size: z.array(z.number().int().min(1)).optional(),
+    preferred_batch_sizes: z.array(z.number().int().min(1)).optional(),
+    /**
+     * Requests allowed to wait; one more is answered 503 with Retry-After. 0 (the default) sets no
+     * limit of its own: the server's per-model in-flight limit (MAX_INFLIGHT_PER_MODEL) still applies.
+     */
+    max_queue_size: z.number().int().min(0).optional(),
+    /** Triton's form of the same limit. */
+    default_queue_policy: z.object({ max_queue_size: z.number().int().min(0).default(0) }).strict().optional(),
+  })
+  .strict()
+  .refine((d) => !(d.preferred_batch_size && d.preferred_batch_sizes), {
+    message: "give preferred_batch_size (Triton's spelling) or preferred_batch_sizes, not both",
+    path: ["preferred_batch_sizes"],
+  })
+  .refine((d) => d.max_queue_size === undefined || d.default_queue_policy === undefined, {
+    message: "give max_queue_size or default_queue_policy.max_queue_size, not both",
+    path: ["max_queue_size"],
+  })
+  .transform(({ max_queue_delay_microseconds, preferred_batch_size, preferred_batch_sizes, max_queue_size, default_queue_policy }) => ({
+    max_queue_delay_microseconds,
+    preferred_batch_size: [...new Set(preferred_batch_size ?? preferred_batch_sizes ?? [])].sort((a, b) => a - b),
+    max_queue_size: max_queue_size ?? default_queue_policy?.max_queue_size ?? 0,
+  }));
+
+export type DynamicBatching = z.output<typeof DynamicBatchingSchema>;
 
 export const ModelSettingsSchema = z
   .object({
@@ -51,8 +90,26 @@ export const ModelSettingsSchema = z
     onnxruntime: OnnxRuntimeOptionsSchema.default({}),
     /** Free-form values reported in model metadata. */
     parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+    /** Opt-in dynamic batching (Triton's name and meaning); `{}` takes every default. */
+    dynamic_batching: DynamicBatchingSchema.optional(),
+    /** One inference with zero / empty-string inputs before the model reports READY (unless the server's MODEL_WARMUP is off). */
+    warmup: z.boolean().default(true),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    const batching = s.dynamic_batching;
+    if (!batching) return;
+    if (s.max_batch_size === 0) {
+      ctx.addIssue({ code: "custom", path: ["dynamic_batching"], message: "dynamic batching needs max_batch_size > 0 (the first dimension must be the batch dimension)" });
+      return;
+    }
+    // Zod runs this even when the block itself failed its checks (and was not transformed).
+    const sizes: unknown = batching.preferred_batch_size;
+    const tooBig = Array.isArray(sizes) ? sizes.filter((n): n is number => typeof n === "number" && n > s.max_batch_size) : [];
+    if (tooBig.length > 0) {
+      ctx.addIssue({ code: "custom", path: ["dynamic_batching", "preferred_batch_size"], message: `${tooBig.join(", ")} exceed${tooBig.length === 1 ? "s" : ""} max_batch_size ${s.max_batch_size}` });
+    }
+  });
 
 export type ModelSettings = z.infer<typeof ModelSettingsSchema>;
 export type TensorOverride = z.infer<typeof TensorOverrideSchema>;

@@ -5,6 +5,7 @@
  * encoding).
  */
 import type { Context } from "hono";
+import type { IncomingMessage } from "node:http";
 import { promisify } from "node:util";
 import { brotliDecompress, gunzip, inflate, type ZlibOptions } from "node:zlib";
 import { InferenceError, invalidInput } from "../dataplane/errors.js";
@@ -20,9 +21,49 @@ const DECOMPRESSORS: Record<string, Decompress> = {
   br: promisify(brotliDecompress) as Decompress,
 };
 
+/** The body straight from Node's request stream: no web Request, no ReadableStream, one copy at most. */
+function readIncoming(incoming: IncomingMessage, maxBytes: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        cleanup();
+        incoming.resume(); // let the rest drain; the 413 goes out meanwhile
+        reject(new InferenceError(413, `request body exceeds the limit of ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      resolve(new Uint8Array(all.buffer, all.byteOffset, all.byteLength));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      incoming.off("data", onData);
+      incoming.off("end", onEnd);
+      incoming.off("error", onError);
+    };
+    incoming.on("data", onData);
+    incoming.on("end", onEnd);
+    incoming.on("error", onError);
+  });
+}
+
 /** The body bytes, decompressed per Content-Encoding, never more than `maxBytes` once inflated. */
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
-  const raw = new Uint8Array(await c.req.arrayBuffer());
+  // @hono/node-server passes Node's request as c.env.incoming; read it directly unless something
+  // (a middleware) already started reading the body through the web Request.
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const raw = incoming && !incoming.readableDidRead && !incoming.readableEnded
+    ? await readIncoming(incoming, maxBytes)
+    : new Uint8Array(await c.req.arrayBuffer());
   const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
   if (!encoding || encoding === "identity") return raw;
   const decompress = DECOMPRESSORS[encoding];

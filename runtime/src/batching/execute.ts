@@ -1,0 +1,26 @@
+/**
+ * The data plane's one call into a model: through the version's dynamic batcher
+ * when it has one, straight to the backend otherwise. Either way the Triton
+ * statistics stay truthful: queue time, compute time, and one execution per
+ * model run (a batch of several requests counts once).
+ */
+import type { ReadyModelVersion } from "../registry/registry.js";
+import { ModelStatistics } from "../registry/statistics.js";
+import type { InferenceRequest } from "../dataplane/types.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+/** Runs a validated request; `dispatched` is when validation finished (performance.now()). */
+export async function execute(entry: ReadyModelVersion, request: InferenceRequest, outputNames: readonly string[], dispatched: number): Promise<Tensor[]> {
+  const { stats } = entry.statistics;
+  if (entry.batcher) {
+    const result = await entry.batcher.infer(request.inputs, outputNames, request.parameters);
+    ModelStatistics.add(stats.queue, result.queueMs);
+    ModelStatistics.add(stats.compute_infer, result.computeMs);
+    return result.outputs;
+  }
+  ModelStatistics.add(stats.queue, 0);
+  const outputs = await entry.model.infer(request.inputs, outputNames, request.parameters);
+  ModelStatistics.add(stats.compute_infer, performance.now() - dispatched);
+  entry.statistics.executionCount++;
+  return outputs;
+}
