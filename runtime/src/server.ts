@@ -57,7 +57,16 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   logger.info({ config: { ...config, repositoryApiToken: config.repositoryApiToken && "[REDACTED]", loggerUrl: config.loggerUrl && redactUrl(config.loggerUrl), loggerSink: config.loggerSink && redactUrl(config.loggerSink) } }, "starting");
   const metrics = new Metrics();
   const backend = new OnnxRuntimeBackend({ executionProviders: config.executionProviders });
-  const registry = new ModelRegistry(backend, logger, { warmup: config.warmup });
+  const registry = new ModelRegistry(backend, logger, {
+    warmup: config.warmup,
+    observe: (model, version) => ({
+      executed: (rows, computeMs) => {
+        metrics.inferenceDuration.observe({ model, version }, computeMs / 1000);
+        metrics.batchSize.observe({ model, version }, rows);
+      },
+      queued: (queueMs) => metrics.queueDuration.observe({ model, version }, queueMs / 1000),
+    }),
+  });
   const source: ModelSource =
     config.modelName !== undefined && config.modelDir !== undefined
       ? new SingleModelDirectory(config.modelName, config.modelDir)

@@ -222,7 +222,9 @@ export class DynamicBatcher {
     this.options.statistics.executionCount++;
     try {
       const outputs = await this.model.infer(p.inputs, p.outputNames, p.parameters);
-      p.resolve({ outputs, queueMs: started - p.enqueued, computeMs: performance.now() - started });
+      const computeMs = performance.now() - started;
+      this.options.statistics.executed(p.rows ?? 1, computeMs);
+      p.resolve({ outputs, queueMs: started - p.enqueued, computeMs });
     } catch (err) {
       p.reject(err);
     }
@@ -244,6 +246,7 @@ export class DynamicBatcher {
     }
     const computeMs = performance.now() - started;
     const totalRows = inputs[0]!.shape[0]!;
+    this.options.statistics.executed(totalRows, computeMs);
     if (!outputs.every((t) => splittable(t, totalRows))) {
       if (!this.warnedUnsplittable) {
         this.warnedUnsplittable = true;

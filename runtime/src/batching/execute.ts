@@ -15,12 +15,15 @@ export async function execute(entry: ReadyModelVersion, request: InferenceReques
   if (entry.batcher) {
     const result = await entry.batcher.infer(request.inputs, outputNames, request.parameters);
     ModelStatistics.add(stats.queue, result.queueMs);
+    entry.statistics.observer?.queued(result.queueMs);
     ModelStatistics.add(stats.compute_infer, result.computeMs);
     return result.outputs;
   }
   ModelStatistics.add(stats.queue, 0);
   const outputs = await entry.model.infer(request.inputs, outputNames, request.parameters);
-  ModelStatistics.add(stats.compute_infer, performance.now() - dispatched);
+  const computeMs = performance.now() - dispatched;
+  ModelStatistics.add(stats.compute_infer, computeMs);
   entry.statistics.executionCount++;
+  entry.statistics.executed(entry.settings.max_batch_size > 0 ? (request.inputs[0]?.shape[0] ?? 1) : 1, computeMs);
   return outputs;
 }

@@ -8,7 +8,7 @@ import { DynamicBatcher } from "../batching/batcher.js";
 import { modelNotFound, modelNotReady } from "../dataplane/errors.js";
 import type { ModelDescriptor } from "../repository/repository.js";
 import type { ModelSettings } from "../repository/settings.js";
-import { ModelStatistics } from "./statistics.js";
+import { ModelStatistics, type StatisticsObserver } from "./statistics.js";
 import { warmup } from "./warmup.js";
 
 export type ModelState = "LOADING" | "READY" | "UNAVAILABLE" | "UNLOADING";
@@ -30,6 +30,8 @@ export interface ModelVersion {
 }
 
 export interface RegistryOptions {
+  /** Histograms for each model version's executions and queue waits (the server's metrics). */
+  observe?: (model: string, version: string) => StatisticsObserver;
   /** One warm-up inference per model version before it is READY (config.warmup; a model's settings may opt out). Default true. */
   warmup?: boolean;
 }
@@ -98,7 +100,7 @@ export class ModelRegistry {
     const { name, settings } = descriptor;
     const previous = this.models.get(name);
     const entry = (version: string, state: ModelState, reason?: string): ModelVersion => ({
-      name, version, state, reason, settings, statistics: new ModelStatistics(), inflight: 0,
+      name, version, state, reason, settings, statistics: new ModelStatistics(this.options.observe?.(name, version)), inflight: 0,
     });
 
     let next: ModelVersion[];

@@ -18,7 +18,20 @@ export interface InferenceStats {
 
 const zero = (): Duration => ({ count: 0, ns: 0 });
 
+/** Told of each model execution and queue wait, for Prometheus histograms (metrics.ts). */
+export interface StatisticsObserver {
+  executed(rows: number, computeMs: number): void;
+  queued(queueMs: number): void;
+}
+
 export class ModelStatistics {
+  constructor(readonly observer?: StatisticsObserver) {}
+
+  /** A model run finished: `rows` inferences in `computeMs`. */
+  executed(rows: number, computeMs: number): void {
+    this.observer?.executed(rows, computeMs);
+  }
+
   /** Inferences performed: a batch of 8 rows counts 8. */
   inferenceCount = 0;
   /** Model executions: a batch of 8 rows run together counts 1. */

@@ -89,6 +89,9 @@ describe("Prometheus metrics", () => {
     expect(text).toMatch(/^inference_server_model_ready\{model="simple",version="1"\} 1$/m);
     expect(text).toMatch(/^inference_server_model_load_duration_seconds\{model="slow",version="1"\} /m);
     expect(text).toMatch(/^inference_server_request_input_bytes_bucket/m);
+    // Per model run: compute time and rows (warm-up runs are not counted).
+    expect(Number(/^inference_server_inference_duration_seconds_count\{model="simple",version="1"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(3);
+    expect(text).toMatch(/^inference_server_batch_size_bucket\{le="1",model="sentiment",version="1"\} [1-9]\d*$/m);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
     expect(text).toMatch(/^process_resident_memory_bytes /m);
   });
