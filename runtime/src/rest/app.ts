@@ -102,7 +102,7 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
       return c.json({ error: err.message }, err.status);
     }
     // A genuine fault: the details (and stack) go to the log, never to the client.
-    (c.get("logger") ?? options.logger).error({ err, method: c.req.method, path: c.req.path }, "request failed");
+    (c.get("logger") ?? options.logger).error({ err, request_id: c.get("requestId"), method: c.req.method, path: c.req.path }, "request failed");
     return c.json({ error: "internal server error" }, 500);
   });
 

@@ -39,6 +39,9 @@ export function compressResponses(thresholdBytes = 1024): MiddlewareHandler {
     await next();
     const encoding = negotiateEncoding(c.req.header("accept-encoding"));
     if (!encoding || c.req.method === "HEAD" || c.res.headers.has("content-encoding") || !c.res.body) return;
+    // Most clients offer gzip on every request: small answers that say their length pass untouched.
+    const declared = c.res.headers.get("content-length");
+    if (declared !== null && Number(declared) < thresholdBytes) return;
     const body = new Uint8Array(await c.res.arrayBuffer());
     const headers = new Headers(c.res.headers);
     headers.append("vary", "Accept-Encoding");

@@ -33,7 +33,10 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
     const started = performance.now();
     const path = c.req.path;
     const trace = parseTraceparent(c.req.header("traceparent"));
-    const requestLogger = logger.child(trace ? { request_id: c.get("requestId"), ...trace } : { request_id: c.get("requestId") });
+    // A child logger per request only when its lines can be written (the access line is info).
+    const requestLogger = logger.isLevelEnabled("info")
+      ? logger.child(trace ? { request_id: c.get("requestId"), ...trace } : { request_id: c.get("requestId") })
+      : logger;
     c.set("logger", requestLogger);
 
     let target: InferenceTarget | undefined;
@@ -52,8 +55,12 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
       if ((await Promise.race([work, timeout])) === "timeout") {
         // The model run cannot be interrupted: it finishes, releases its model, and its answer is dropped.
         work.catch(() => undefined);
+        // A Response of its own: c.json() would share Hono's prepared headers with the late handler's answer.
         c.res = undefined;
-        c.res = c.json({ error: `the request did not finish within ${options.requestTimeoutMs} ms` }, 504);
+        c.res = new Response(JSON.stringify({ error: `the request did not finish within ${options.requestTimeoutMs} ms` }), {
+          status: 504,
+          headers: { "content-type": "application/json", "x-request-id": c.get("requestId") },
+        });
       }
     } finally {
       clearTimeout(timer);

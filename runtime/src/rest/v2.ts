@@ -73,7 +73,7 @@ export function v2Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
     noteClassification(c, response.outputs);
     const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response));
     // Fresh header objects each time: Hono may keep and extend the one it is given.
-    if (binary.length === 0) return c.body(json, 200, { "content-type": "application/json" });
+    if (binary.length === 0) return c.body(json, 200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(json)) });
     const header = Buffer.from(json, "utf8");
     return c.body(Buffer.concat([header, ...binary]), 200, {
       "content-type": "application/octet-stream",
