@@ -16,7 +16,7 @@
  * Any refusal fails the whole extraction; the caller discards the staging
  * directory, so nothing is published.
  */
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { link, mkdir, realpath, rm, symlink } from "node:fs/promises";
 import { once } from "node:events";
 import { posix, sep } from "node:path";
@@ -25,6 +25,7 @@ import type { Readable } from "node:stream";
 import type { ByteBudget } from "./budget.js";
 import { PullerError, UnsafeArchiveError, throwIfAborted } from "./errors.js";
 import { checkRelPath, normalizeEntryPath } from "./paths.js";
+import { writeNewFile } from "./write.js";
 
 export type ArchiveKind = "tar" | "zip";
 
@@ -116,24 +117,16 @@ export class SafeWriter {
     await this.parents(raw, rel);
     await this.replace(rel, "file");
     const perm = mode !== undefined && mode & 0o111 ? 0o755 : 0o644;
-    const out = createWriteStream(this.abs(rel), { flags: "wx", mode: perm, highWaterMark: 1 << 20 });
     this.entries.set(rel, "file");
-    let size = 0;
-    try {
-      await once(out, "open");
-      for await (const chunk of data as AsyncIterable<Buffer>) {
-        throwIfAborted(this.opts.signal);
-        size += chunk.length;
+    const size = await writeNewFile(this.abs(rel), data as AsyncIterable<Buffer>, {
+      mode: perm,
+      highWaterMark: 1 << 20,
+      signal: this.opts.signal,
+      onChunk: (chunk) => {
         this.opts.budget?.take(chunk.length, "the extracted model");
         onChunk?.(chunk);
-        if (!out.write(chunk)) await once(out, "drain");
-      }
-      out.end();
-      await once(out, "close");
-    } catch (err) {
-      out.destroy();
-      throw err;
-    }
+      },
+    });
     this.sizes.set(rel, size);
     return size;
   }

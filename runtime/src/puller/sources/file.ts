@@ -9,13 +9,13 @@
  * are read once to compute their sha256.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { link, readdir, realpath, stat } from "node:fs/promises";
-import { once } from "node:events";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PullerError, UsageError, throwIfAborted } from "../errors.js";
 import { checkRelPath, MARKER_NAME, STATE_DIR_NAME } from "../paths.js";
+import { writeNewFile } from "../write.js";
 import type { FetchResult, PullContext, RemoteFile, ResolvedSource, Source } from "./types.js";
 
 export function localPath(uri: string, env: NodeJS.ProcessEnv): string {
@@ -59,25 +59,16 @@ async function copyOrLink(path: string, dest: string, size: number, ctx: PullCon
     }
   }
   const h = createHash("sha256");
-  const out = createWriteStream(dest, { flags: "wx", highWaterMark: 4 << 20 });
-  let n = 0;
-  try {
-    await once(out, "open");
-    for await (const chunk of createReadStream(src, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-      throwIfAborted(ctx.signal);
+  const written = await writeNewFile(dest, createReadStream(src, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, {
+    highWaterMark: 4 << 20,
+    signal: ctx.signal,
+    onChunk: (chunk) => {
       ctx.budget.take(chunk.length, label);
       h.update(chunk);
-      n += chunk.length;
       ctx.progress.add(chunk.length);
-      if (!out.write(chunk)) await once(out, "drain");
-    }
-    out.end();
-    await once(out, "close");
-  } catch (err) {
-    out.destroy();
-    throw err;
-  }
-  return { size: n, sha256: h.digest("hex") };
+    },
+  });
+  return { size: written, sha256: h.digest("hex") };
 }
 
 export class FileSource implements Source {
