@@ -9,6 +9,11 @@ import { ModelStatistics } from "../registry/statistics.js";
 import type { InferenceRequest } from "../dataplane/types.js";
 import type { Tensor } from "../tensor/tensor.js";
 
+/** Rows in a request: the batch dimension for batching models (max_batch_size > 0), else one inference. */
+export function requestRows(request: InferenceRequest, maxBatchSize: number): number {
+  return maxBatchSize > 0 ? (request.inputs[0]?.shape[0] ?? 1) : 1;
+}
+
 /** Runs a validated request; `dispatched` is when validation finished (performance.now()). */
 export async function execute(entry: ReadyModelVersion, request: InferenceRequest, outputNames: readonly string[], dispatched: number): Promise<Tensor[]> {
   const { stats } = entry.statistics;
@@ -24,6 +29,6 @@ export async function execute(entry: ReadyModelVersion, request: InferenceReques
   const computeMs = performance.now() - dispatched;
   ModelStatistics.add(stats.compute_infer, computeMs);
   entry.statistics.executionCount++;
-  entry.statistics.executed(entry.settings.max_batch_size > 0 ? (request.inputs[0]?.shape[0] ?? 1) : 1, computeMs);
+  entry.statistics.executed(requestRows(request, entry.settings.max_batch_size), computeMs);
   return outputs;
 }

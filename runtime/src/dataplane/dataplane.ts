@@ -3,7 +3,7 @@
  * request against the model's signature, runs it, and answers typed tensors.
  */
 import type { LoadedModel, TensorMetadata } from "../backends/backend.js";
-import { execute } from "../batching/execute.js";
+import { execute, requestRows } from "../batching/execute.js";
 import { acquire, type ModelRegistry, type ModelState } from "../registry/registry.js";
 import { ModelStatistics } from "../registry/statistics.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
@@ -207,7 +207,7 @@ export class DataPlane {
       const finished = performance.now();
       ModelStatistics.add(statistics.stats.compute_output, finished - computed);
       ModelStatistics.add(statistics.stats.success, finished - started);
-      statistics.inferenceCount += batchSize(request, settings.max_batch_size);
+      statistics.inferenceCount += requestRows(request, settings.max_batch_size);
       statistics.lastInference = Date.now();
       if (this.listeners.length > 0) this.notify({ request, response, context, modelVersion: entry.version });
       return response;
@@ -225,9 +225,4 @@ export class DataPlane {
     const entries = name === undefined ? this.registry.all() : version === undefined ? this.registry.versions(name) : [this.registry.find(name, version)];
     return { model_stats: entries.map((e) => e.statistics.toJSON(e.name, e.version)) };
   }
-}
-
-/** Rows in the request: the batch dimension for batching models, else one inference. */
-function batchSize(request: InferenceRequest, maxBatchSize: number): number {
-  return maxBatchSize > 0 ? (request.inputs[0]?.shape[0] ?? 1) : 1;
 }
