@@ -244,8 +244,10 @@ export class ModelRegistry {
       }
       return found;
     }
-    const sorted = [...versions].sort(byVersion);
-    return sorted.filter((v) => v.state === "READY").pop() ?? sorted[sorted.length - 1]!;
+    // Versions are stored in ascending order (the repository sorts them and load() keeps that order),
+    // so the newest READY one is found without sorting or allocating on every request.
+    for (let i = versions.length - 1; i >= 0; i--) if (versions[i]!.state === "READY") return versions[i]!;
+    return versions[versions.length - 1]!;
   }
 
   /** Like find(), but throws a 503 naming the state and reason unless the version is READY. */
