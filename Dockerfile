@@ -39,6 +39,10 @@ COPY --from=deps /app/node_modules/ node_modules/
 COPY --from=build /app/dist/ dist/
 COPY package.json ./
 COPY bin/ bin/
+# The gRPC service definitions, read at start-up when PROTOCOL=grpc, and the SQL migrations
+# the async store applies (ASYNC_INFERENCE) and the migration Job runs (bin/migrate.js).
+COPY runtime/proto/ runtime/proto/
+COPY runtime/migrations/ runtime/migrations/
 # The example models: served by default (MODEL_REPOSITORY=./models), and the default
 # source of the model puller in the Knative manifests (file:///app/models/sentiment).
 COPY models/ models/

@@ -8,6 +8,8 @@
  *     request (the HTTP limit), at 32 connections and at 1 (latency);
  *   - JSON vs binary tensor data for a 1M-element FP32 round trip;
  *   - dynamic batching on vs off (MLP) at 1, 8 and 64 connections;
+ *   - REST JSON vs REST binary vs gRPC (raw and typed contents) for the same
+ *     `simple` and 1M FP32 requests, on one server started with PROTOCOL=grpc;
  *   - cold start: process spawn → /v2/health/ready 200 → first inference;
  *   - resident memory with simple and sentiment loaded, idle.
  *
@@ -35,6 +37,7 @@ import { model, node, valueInfo } from "../models/build/onnx.js";
 import { availableCpus } from "../runtime/src/backends/cpu.js";
 import { sessionOptions } from "../runtime/src/backends/onnxruntime.js";
 import { ModelSettingsSchema } from "../runtime/src/repository/settings.js";
+import { encodeInferRequest, grpcLoad, grpcRoundTrips, type GrpcLoadResult } from "./grpc.js";
 
 const root = join(import.meta.dirname, "..");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -43,8 +46,8 @@ const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 7);
 /** The issue's figures for the Python servers on this kind of machine (not measured here). */
 const PYTHON_RPS = 3400;
 const MLP_MAX_BATCH = 64;
-/** Sections to run (comma-separated): cold, inprocess, hot, sentiment, batching, tiny, large. Default: all. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "cold,inprocess,hot,sentiment,batching,tiny,large").split(",").map((x) => x.trim()));
+/** Sections to run (comma-separated): cold, inprocess, hot, sentiment, batching, tiny, large, grpc. Default: all. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "cold,inprocess,hot,sentiment,batching,tiny,large,grpc").split(",").map((x) => x.trim()));
 /** For experiments: JSON merged into every model's `onnxruntime` settings, in the server and in process. */
 const ORT_OVERRIDE = JSON.parse(process.env.BENCH_ORT ?? "{}") as Record<string, unknown>;
 /** For experiments: JSON merged into the batched models' `dynamic_batching`. */
@@ -152,6 +155,35 @@ const SIMPLE_BODY = JSON.stringify({
   inputs: [
     { name: "INPUT0", datatype: "INT32", shape: [1, 16], data: range(16, (i) => i) },
     { name: "INPUT1", datatype: "INT32", shape: [1, 16], data: range(16, () => 1) },
+  ],
+});
+/** The same `simple` request as binary tensor data (REST) and as gRPC messages (raw and typed contents). */
+const SIMPLE_INPUT0 = Int32Array.from(range(16, (i) => i));
+const SIMPLE_INPUT1 = Int32Array.from(range(16, () => 1));
+function simpleBinary(): { body: Buffer; headers: Record<string, string> } {
+  const header = Buffer.from(JSON.stringify({
+    inputs: [
+      { name: "INPUT0", datatype: "INT32", shape: [1, 16], parameters: { binary_data_size: 64 } },
+      { name: "INPUT1", datatype: "INT32", shape: [1, 16], parameters: { binary_data_size: 64 } },
+    ],
+    parameters: { binary_data_output: true },
+  }));
+  return {
+    body: Buffer.concat([header, Buffer.from(SIMPLE_INPUT0.buffer), Buffer.from(SIMPLE_INPUT1.buffer)]),
+    headers: { "inference-header-content-length": String(header.byteLength), "content-type": "application/octet-stream" },
+  };
+}
+const simpleGrpcRaw = () => encodeInferRequest({
+  model_name: "simple",
+  inputs: [{ name: "INPUT0", datatype: "INT32", shape: [1, 16] }, { name: "INPUT1", datatype: "INT32", shape: [1, 16] }],
+  raw_input_contents: [Buffer.from(SIMPLE_INPUT0.buffer), Buffer.from(SIMPLE_INPUT1.buffer)],
+});
+const simpleGrpcTyped = () => encodeInferRequest({
+  model_name: "simple",
+  parameters: { raw_output_contents: { bool_param: false } },
+  inputs: [
+    { name: "INPUT0", datatype: "INT32", shape: [1, 16], contents: { int_contents: Array.from(SIMPLE_INPUT0) } },
+    { name: "INPUT1", datatype: "INT32", shape: [1, 16], contents: { int_contents: Array.from(SIMPLE_INPUT1) } },
   ],
 });
 const SENTIMENT_TEXT = "The food was great but the service was painfully slow.";
@@ -724,12 +756,74 @@ async function sections(repo: string, files: Record<string, string>): Promise<vo
 
   rows.push({ section: "Memory", what: "RSS of the benchmark server after its load (all bench models)", value: `${fmt(rssMb(server.pid))} MB` });
   await stop(server);
+
+  if (ONLY.has("grpc")) await grpcSection(repo);
+}
+
+/** REST JSON, REST binary and gRPC for the same requests, on one server that speaks both (PROTOCOL=grpc). */
+async function grpcSection(repo: string): Promise<void> {
+  log("REST JSON vs REST binary vs gRPC, one server with PROTOCOL=grpc");
+  const server = await startInferenceServer(repo, { PROTOCOL: "grpc" });
+  const target = new URL(server.url).host;
+  const simpleUrl = `${server.url}/v2/models/simple/infer`;
+  const binary = simpleBinary();
+  const raw = simpleGrpcRaw();
+  const typed = simpleGrpcTyped();
+  const fromGrpc = (r: GrpcLoadResult): LoadResult => ({ ...r, others: 0 });
+  const configs: Record<string, (seconds: number) => Promise<LoadResult>> = {};
+  for (const c of [32, 1]) {
+    configs[`json${c}`] = (sec) => load({ url: simpleUrl, body: SIMPLE_BODY, connections: c }, sec);
+    configs[`binary${c}`] = (sec) => load({ url: simpleUrl, body: binary.body, headers: binary.headers, connections: c }, sec);
+    configs[`grpcRaw${c}`] = async (sec) => fromGrpc(await grpcLoad(target, raw, c, sec));
+    configs[`grpcTyped${c}`] = async (sec) => fromGrpc(await grpcLoad(target, typed, c, sec));
+  }
+  for (const [name, run] of Object.entries(configs)) {
+    log(`  warm-up ${name}`);
+    await run(1);
+  }
+  // Throughput here is bounded by the load generator as much as by the server (grpc-js' client costs more
+  // per call than autocannon): the server's own CPU time per request is the client-independent figure.
+  const results: Record<string, (LoadResult & { cpuUs: number })[]> = Object.fromEntries(Object.keys(configs).map((k) => [k, []]));
+  for (let r = 0; r < REPEATS; r++) {
+    for (const [name, run] of Object.entries(configs)) {
+      const before = cpuSample([server.pid]).ours;
+      const started = performance.now();
+      const result = served(await run(SECONDS));
+      const requests = (result.rps * (performance.now() - started)) / 1000;
+      const cpuUs = (((cpuSample([server.pid]).ours - before) * 10_000) / Math.max(1, requests));
+      results[name]!.push({ ...result, cpuUs });
+      log(`  ${name} #${r + 1}: ${result.rps.toFixed(0)}/s p50 ${result.p50.toFixed(3)} ms p99 ${result.p99.toFixed(3)} ms, server CPU ${cpuUs.toFixed(0)} µs/request${result.failures ? ` FAILURES ${result.failures}` : ""}`);
+    }
+  }
+  const m = (name: string, key: "rps" | "p50" | "p99" | "cpuUs") => median(results[name]!.map((x) => x[key]));
+  const kinds = [["json", "REST JSON"], ["binary", "REST binary"], ["grpcRaw", "gRPC raw contents"], ["grpcTyped", "gRPC typed contents"]] as const;
+  for (const [key, label] of kinds) {
+    rows.push({
+      section: "REST vs gRPC", what: `\`simple\` batch 1, ${label}: 32 conn req/s, server CPU per request; 1 conn p50, p99`,
+      value: `${fmt(m(`${key}32`, "rps"))} req/s, ${fmt(m(`${key}32`, "cpuUs"))} µs; ${fmt(m(`${key}1`, "p50"), 3)}, ${fmt(m(`${key}1`, "p99"), 3)} ms`,
+      ...(key === "json" ? {} : { reference: `REST JSON ${fmt(m("json32", "rps"))} req/s, ${fmt(m("json32", "cpuUs"))} µs`, ratio: `${times(m(`${key}32`, "rps") / m("json32", "rps"))} req/s, ${times(m(`${key}32`, "cpuUs") / m("json32", "cpuUs"))} CPU` }),
+    });
+  }
+
+  const large = largeBodies();
+  const largeUrl = `${server.url}/v2/models/identity_fp32/infer`;
+  const values = Buffer.from(large.binary.subarray(Number(large.binaryHeaders["inference-header-content-length"])));
+  const largeGrpc = encodeInferRequest({ model_name: "identity_fp32", inputs: [{ name: "INPUT", datatype: "FP32", shape: [1, LARGE] }], raw_input_contents: [values] });
+  const jsonMs = await roundTrips(largeUrl, large.json, {}, 6);
+  const binaryMs = await roundTrips(largeUrl, large.binary, large.binaryHeaders, 30);
+  const grpcMs = await grpcRoundTrips(target, largeGrpc, 30);
+  log(`  1M FP32: JSON ${jsonMs.toFixed(1)} ms, binary ${binaryMs.toFixed(1)} ms, gRPC raw ${grpcMs.toFixed(1)} ms`);
+  rows.push({
+    section: "REST vs gRPC", what: "1M FP32 identity round trip, 1 conn: REST JSON / REST binary / gRPC raw (median)",
+    value: `${fmt(jsonMs, 1)} / ${fmt(binaryMs, 1)} / ${fmt(grpcMs, 1)} ms`, ratio: `JSON/gRPC ${times(jsonMs / grpcMs)}, binary/gRPC ${times(binaryMs / grpcMs)}`,
+  });
+  await stop(server);
 }
 
 function printTable(others: number): void {
   const header = ["", "measurement", "value", "reference", "ratio", "goal", "met"];
   const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
-  const order = ["HTTP hot path", "ORT limit vs served", "Batching on vs off (MLP)", "Large tensor", "Cold start", "Memory"];
+  const order = ["HTTP hot path", "ORT limit vs served", "Batching on vs off (MLP)", "Large tensor", "REST vs gRPC", "Cold start", "Memory"];
   const sorted = rows.map((r, i) => ({ r, i })).sort((a, b) => order.indexOf(a.r.section) - order.indexOf(b.r.section) || a.i - b.i).map((x) => x.r);
   let section = "";
   for (const r of sorted) {

@@ -12,9 +12,13 @@
 #   examples/kn.sh promote gpu|cpu              # 100% to one tag
 #   examples/kn.sh rollback REVISION            # 100% to REVISION, pinned
 #   examples/kn.sh follow-latest                # 100% to the newest ready revision again
+#   examples/kn.sh grpc                         # gRPC (h2c) on the same port: --port h2c:8080, PROTOCOL=grpc
+#   examples/kn.sh grpc-infer                   # one gRPC inference through the Service's URL (grpcurl)
 #
 # SERVICE (default inference-runtime) and NAMESPACE (default: kn's current namespace) select the
-# Service. Each command is printed before it runs. Needs kn, and curl for infer/cold-start.
+# Service. Each command is printed before it runs. Needs kn, curl for infer/cold-start, grpcurl
+# for grpc-infer. Run grpc on a Service of its own (SERVICE=inference-runtime-grpc), never on the
+# REST one: its URL then speaks gRPC only (see knative/README.md, "gRPC").
 set -euo pipefail
 
 SERVICE="${SERVICE:-inference-runtime}"
@@ -33,7 +37,7 @@ url() {
 }
 
 usage() {
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -96,6 +100,24 @@ case "$cmd" in
     ;;
   follow-latest)
     run kn service update "$SERVICE" "${NS_ARGS[@]}" --traffic "@latest=100"
+    ;;
+  grpc)
+    # containers[0].ports[0] named h2c (same port) and env PROTOCOL=grpc -> a new revision that
+    # serves gRPC beside HTTP/1.1; Knative then carries cleartext HTTP/2 to it end to end
+    run kn service update "$SERVICE" "${NS_ARGS[@]}" --port h2c:8080 --env PROTOCOL=grpc
+    ;;
+  grpc-infer)
+    # The Knative route on port 80 (cleartext h2c), or 443 with TLS when the URL is https.
+    u="$(url)"
+    host="${u#*://}"
+    tls=(-plaintext)
+    port=80
+    case "$u" in https://*) tls=() port=443 ;; esac
+    proto="$(dirname "$0")/../runtime/proto"
+    text="$(printf '%s' 'This movie was fantastic!' | base64)"
+    run grpcurl "${tls[@]}" -import-path "$proto" -proto grpc_predict_v2.proto \
+      -d "{\"model_name\":\"$MODEL\",\"inputs\":[{\"name\":\"text\",\"datatype\":\"BYTES\",\"shape\":[1],\"contents\":{\"bytes_contents\":[\"$text\"]}}]}" \
+      "$host:$port" inference.GRPCInferenceService/ModelInfer
     ;;
   *)
     usage

@@ -6,7 +6,8 @@
 // node_modules took about 100 ms of the 360 ms from process start to ready
 // (2-core machine, `npm run bench`). Only
 // onnxruntime-node (a native addon that finds its binaries relative to itself)
-// is loaded from node_modules at run time. Zod's error messages in 40-odd
+// and, only with PROTOCOL=grpc, grpc-js and proto-loader are loaded from
+// node_modules at run time. Zod's error messages in 40-odd
 // languages are left out of it: the server only ever uses English.
 // `BUILD_ANALYZE=1 npm run build` prints what takes the space.
 import { build } from "esbuild";
@@ -47,7 +48,11 @@ if (existsSync("runtime/src/main.ts")) {
     build({
       ...common,
       entryPoints: { "inference-server": "runtime/src/main.ts" },
-      external: ["onnxruntime-node"],
+      // grpc-js and protobufjs are loaded only with PROTOCOL=grpc (runtime/src/grpc/definitions.ts): left in
+      // node_modules they cost an HTTP-only server nothing at start-up.
+      // Likewise pg, PGlite and ioredis, loaded only with asynchronous inference (runtime/src/async/); PGlite also
+      // finds its WebAssembly and data files next to itself, so it cannot be bundled.
+      external: ["onnxruntime-node", "@grpc/grpc-js", "@grpc/proto-loader", "pg", "@electric-sql/pglite", "ioredis"],
       plugins: [englishOnlyZod],
       // Mappings only: the image runs with --enable-source-maps, which reads the whole map at
       // start-up (2.2 MB with the sources of every bundled dependency, 0.7 MB without).
@@ -66,6 +71,11 @@ if (existsSync("runtime/src/main.ts")) {
 
 if (existsSync("runtime/src/puller/cli.ts")) {
   builds.push(build({ ...common, entryPoints: { "model-puller": "runtime/src/puller/cli.ts" }, packages: "external" }));
+}
+
+// The migration runner (`node bin/migrate.js`, the Kubernetes migration Job); finds runtime/migrations/ at run time.
+if (existsSync("runtime/src/async/store/migrate-cli.ts")) {
+  builds.push(build({ ...common, entryPoints: { migrate: "runtime/src/async/store/migrate-cli.ts" }, packages: "external" }));
 }
 
 await Promise.all(builds);

@@ -8,18 +8,25 @@
  * `bases:` for the overlay's base, `patchesJson6902:` with a patch file,
  * `configMapGenerator` with literals, `configurations:`.
  */
-import { clusterServingRuntimeManifest, inferenceServicePvcManifest, inferenceServiceS3Manifest } from "../../kserve/build/kserve.js";
+import {
+  clusterServingRuntimeManifest,
+  inferenceServiceGrpcManifest,
+  inferenceServicePvcManifest,
+  inferenceServiceS3Manifest,
+} from "../../kserve/build/kserve.js";
 import {
   CONFIG_COMMENTS,
   configData,
   configFeaturesManifest,
   gpuPatchManifest,
+  grpcPatchManifest,
   pvcManifest,
   serviceManifest,
 } from "./knative.js";
 import { dashboard, podMonitorManifest, prometheusRuleManifest } from "./monitoring.js";
 import { eventingFiles } from "./eventing.js";
-import { APP_NAME, CONFIG_MAP_NAME, ENV, GPU, IMAGE_REPOSITORY } from "./settings.js";
+import { platformFiles } from "./platform.js";
+import { APP_NAME, CONFIG_MAP_NAME, ENV, GPU, GRPC, IMAGE_REPOSITORY, PVC_NAME } from "./settings.js";
 import { GENERATED_HEADER, renderDocument, type Commented } from "./yaml.js";
 
 const KUSTOMIZE_API = { apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization" } as const;
@@ -62,7 +69,7 @@ export function baseKustomization(): Commented {
     header: [
       GENERATED_HEADER(SOURCE),
       "",
-      "The CPU deployment; knative/kustomization.yaml and knative/overlays/gpu build on it.",
+      "The CPU deployment; knative/kustomization.yaml, knative/overlays/gpu and knative/overlays/grpc build on it.",
       "",
       "To use your own image registry, add (or `kustomize edit set image ...`):",
       "  images:",
@@ -93,7 +100,9 @@ export function rootKustomization(): Commented {
       "",
       "kubectl apply -k knative/              the CPU revision (enable config-features.yaml first)",
       "kubectl apply -k knative/overlays/gpu  the same Service with a GPU revision",
+      `kubectl apply -k knative/overlays/grpc a second Service, ${GRPC.serviceName}, serving gRPC (h2c)`,
       "kubectl apply -k knative/monitoring    PodMonitor, PrometheusRule, Grafana dashboard",
+      "kubectl apply -k knative/platform      asynchronous inference on a RabbitMQ Broker (see its kustomization.yaml)",
       "",
       "The manifests live in base/ because kustomize refuses an overlay inside its base's directory.",
     ].join("\n"),
@@ -129,6 +138,35 @@ export function gpuKustomization(): Commented {
         "CUDA first, CPU as the fallback: if the CUDA provider cannot load (no GPU, driver mismatch),\nthe server logs it and serves on CPU. The merged ConfigMap gets its own hash, so the CPU and\nGPU revisions keep their own configuration side by side.",
       ],
     ],
+  };
+}
+
+export function grpcKustomization(): Commented {
+  return {
+    object: {
+      ...KUSTOMIZE_API,
+      bases: ["../../base"],
+      patchesJson6902: [
+        {
+          target: { group: "serving.knative.dev", version: "v1", kind: "Service", name: APP_NAME },
+          path: "service-grpc-patch.yaml",
+        },
+      ],
+    },
+    header: [
+      GENERATED_HEADER(SOURCE),
+      "",
+      `The gRPC variant: kubectl apply -k knative/overlays/grpc creates the Knative Service ${GRPC.serviceName}`,
+      `beside ${APP_NAME} (the REST one), serving the Open Inference Protocol's gRPC API over h2c.`,
+      `It renders the base's PersistentVolumeClaim ${PVC_NAME} and ConfigMap too, under the same`,
+      "names: both Services read one model store, and applying either entry point leaves the other",
+      "intact. For the same reason, remove the gRPC Service with",
+      `  kubectl delete ksvc ${GRPC.serviceName}`,
+      "and not with kubectl delete -k, which would delete the shared claim as well.",
+      "",
+      "Your own registry: the images: entry of base/kustomization.yaml applies here as well (this",
+      "patch leaves the image alone).",
+    ].join("\n"),
   };
 }
 
@@ -174,6 +212,8 @@ export function generatedFiles(): Map<string, string> {
     ["knative/base/service.yaml", yaml(serviceManifest())],
     ["knative/overlays/gpu/kustomization.yaml", yaml(gpuKustomization())],
     ["knative/overlays/gpu/service-gpu-patch.yaml", yaml(gpuPatchManifest())],
+    ["knative/overlays/grpc/kustomization.yaml", yaml(grpcKustomization())],
+    ["knative/overlays/grpc/service-grpc-patch.yaml", yaml(grpcPatchManifest())],
     ["knative/monitoring/kustomization.yaml", yaml(monitoringKustomization())],
     ["knative/monitoring/podmonitor.yaml", yaml(podMonitorManifest())],
     ["knative/monitoring/prometheusrule.yaml", yaml(prometheusRuleManifest())],
@@ -182,7 +222,10 @@ export function generatedFiles(): Map<string, string> {
     ["kserve/cluster-serving-runtime.yaml", yaml(clusterServingRuntimeManifest())],
     ["kserve/inferenceservice-s3.yaml", yaml(inferenceServiceS3Manifest())],
     ["kserve/inferenceservice-pvc.yaml", yaml(inferenceServicePvcManifest())],
+    ["kserve/inferenceservice-grpc.yaml", yaml(inferenceServiceGrpcManifest())],
     // Knative Eventing (knative/build/eventing.ts): Broker, Triggers, SinkBinding, example sinks.
     ...eventingFiles(),
+    // Asynchronous inference (knative/build/platform.ts): RabbitMQ Broker, Triggers, async Service, migration Job, KEDA variant.
+    ...platformFiles(),
   ]);
 }

@@ -3,11 +3,12 @@
  * facts from the runtime (ports, paths, env names, mount path, puller env).
  */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_HTTP_PORT, ENV, MODEL_MOUNT_PATH, PATHS } from "../../runtime/src/constants.js";
+import { DEFAULT_HTTP_PORT, ENV, GRPC_PORT_NAME, GRPC_SERVICE, MODEL_MOUNT_PATH, PATHS, PROTOCOLS } from "../../runtime/src/constants.js";
 import { HELP as PULLER_HELP } from "../../runtime/src/puller/config.js";
 import { staleFiles } from "./generate.js";
 import { generatedFiles } from "./files.js";
-import { configData, gpuPatch, service } from "./knative.js";
+import { configData, gpuPatch, grpcPatch, service } from "./knative.js";
+import { asyncPatch } from "./platform.js";
 import { CONCURRENCY, PULLER_ENV } from "./settings.js";
 
 describe("generated manifests", () => {
@@ -51,13 +52,30 @@ describe("generated manifests", () => {
     for (const row of CONCURRENCY.table) expect(yaml).toContain(row);
   });
 
-  it("patch the GPU revision at paths that exist in the base Service", () => {
+  it.each([
+    ["GPU revision", gpuPatch],
+    ["gRPC Service", grpcPatch],
+    ["async Service", asyncPatch],
+  ])("patch the %s at paths that exist in the base Service", (_name, patch) => {
     const svc = service() as unknown as Record<string, unknown>;
-    for (const op of gpuPatch().filter((o) => o.op !== "add")) {
+    for (const op of patch()) {
+      // replace needs the value there; add needs its parent (an array for "-").
       const segments = op.path.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
+      if (op.op === "add") segments.pop();
       let node: unknown = svc;
-      for (const s of segments) node = (node as Record<string, unknown>)[s];
-      expect(node, op.path).not.toBeUndefined();
+      for (const s of segments) node = (node as Record<string, unknown> | undefined)?.[s];
+      if (op.op === "add" && op.path.endsWith("/-")) expect(Array.isArray(node), op.path).toBe(true);
+      else expect(node, op.path).not.toBeUndefined();
     }
+  });
+
+  it("make the gRPC Service from the server's constants: h2c port name, PROTOCOL, the gRPC service name, the same port", () => {
+    const ops = grpcPatch();
+    const value = (path: string) => ops.find((o) => o.path === path)?.value;
+    expect(value("/spec/template/spec/containers/0/ports/0/name")).toBe(GRPC_PORT_NAME);
+    const env = value("/spec/template/spec/containers/0/env/-") as { name: string; value: string };
+    expect(env.name).toBe(ENV.protocol);
+    expect(PROTOCOLS).toContain(env.value);
+    expect(value("/spec/template/spec/containers/0/readinessProbe")).toMatchObject({ grpc: { port: DEFAULT_HTTP_PORT, service: GRPC_SERVICE } });
   });
 });

@@ -29,6 +29,10 @@ import {
   ENV,
   FEATURE_FLAGS,
   GPU,
+  GRPC,
+  GRPC_PORT_NAME,
+  GRPC_HEALTH_SERVICES,
+  GRPC_SERVICE,
   IMAGE_CPU,
   IMAGE_GPU,
   IMAGE_UID,
@@ -107,8 +111,22 @@ export const CONFIG_COMMENTS: Record<string, string> = {
   [PULLER_ENV.progress]: "One progress line per interval in the init container's log.",
 };
 
-export function httpProbe(path: string, tuning: Omit<V1Probe, "httpGet">): V1Probe {
+/** How often and how patiently the probes run (the handler aside): the same for every variant. */
+export type ProbeTuning = Pick<V1Probe, "periodSeconds" | "timeoutSeconds" | "successThreshold" | "failureThreshold">;
+export const READINESS_TUNING: ProbeTuning = { periodSeconds: 2, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 };
+export const LIVENESS_TUNING: ProbeTuning = { periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 };
+
+export function httpProbe(path: string, tuning: ProbeTuning): V1Probe {
   return { httpGet: { path, port: DEFAULT_HTTP_PORT }, ...tuning };
+}
+
+/**
+ * A gRPC health check (grpc.health.v1.Health/Check) of `service`. The port is a number (gRPC
+ * probes have no named-port form) and is always written out: the queue-proxy dials the number
+ * in the probe as it stands.
+ */
+export function grpcProbe(service: string, tuning: ProbeTuning): V1Probe {
+  return { grpc: { port: DEFAULT_HTTP_PORT, service }, ...tuning };
 }
 
 export const containerSecurityContext = (): V1SecurityContext => ({
@@ -135,8 +153,8 @@ export function serverContainer(image: string): V1Container {
     ports: [{ name: "http1", containerPort: DEFAULT_HTTP_PORT, protocol: "TCP" }],
     env: serverEnv(),
     envFrom: [{ configMapRef: { name: CONFIG_MAP_NAME } }],
-    readinessProbe: httpProbe(PATHS.ready, { periodSeconds: 2, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 }),
-    livenessProbe: httpProbe(PATHS.live, { periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 }),
+    readinessProbe: httpProbe(PATHS.ready, READINESS_TUNING),
+    livenessProbe: httpProbe(PATHS.live, LIVENESS_TUNING),
     resources: serverResources(),
     securityContext: containerSecurityContext(),
     volumeMounts: [{ name: VOLUME_NAME, mountPath: MODEL_MOUNT_PATH, readOnly: true }],
@@ -270,7 +288,10 @@ const SERVICE_COMMENTS: [readonly (string | number)[], string][] = [
       "Needs kubernetes.podspec-init-containers, and -persistent-volume-write for its rw mount.",
     ].join("\n"),
   ],
-  [["spec", "template", "spec", "containers", 0, "ports"], "Exactly one port: Knative routes to it. http1 = HTTP/1.1 (the server does not speak h2c)."],
+  [
+    ["spec", "template", "spec", "containers", 0, "ports"],
+    `Exactly one port: Knative routes to it. http1 = HTTP/1.1 (REST, CloudEvents); overlays/grpc names it\n${GRPC_PORT_NAME} for gRPC, in a Service of its own.`,
+  ],
   [
     ["spec", "template", "spec", "containers", 0, "env"],
     [
@@ -471,6 +492,81 @@ export function gpuPatchManifest(): Commented<JsonPatchOp[]> {
       [
         [at(annotationPath("serving.knative.dev/progress-deadline"))],
         "How long a new GPU revision may take to become ready before Knative fails it: node\nscale-up plus the image pull can exceed the 10-minute default.",
+      ],
+    ],
+  };
+}
+
+/**
+ * The gRPC variant: a JSON patch of the base Service (knative/overlays/grpc) that makes it a
+ * Service of its own, named GRPC.serviceName, whose revisions serve gRPC over h2c.
+ */
+export function grpcPatch(): JsonPatchOp[] {
+  return [
+    { op: "replace", path: "/metadata/name", value: GRPC.serviceName },
+    { op: "replace", path: "/spec/template/spec/containers/0/ports/0/name", value: GRPC_PORT_NAME },
+    { op: "add", path: "/spec/template/spec/containers/0/env/-", value: { name: ENV.protocol, value: GRPC.protocol } },
+    { op: "replace", path: "/spec/template/spec/containers/0/readinessProbe", value: grpcProbe(GRPC_SERVICE, READINESS_TUNING) },
+    { op: "replace", path: "/spec/template/spec/containers/0/livenessProbe", value: grpcProbe(GRPC_HEALTH_SERVICES.liveness, LIVENESS_TUNING) },
+    { op: "replace", path: "/spec/template/metadata/labels/app.kubernetes.io~1component", value: GRPC.component },
+  ];
+}
+
+export function grpcPatchManifest(): Commented<JsonPatchOp[]> {
+  const ops = grpcPatch();
+  const at = (path: string) => ops.findIndex((o) => o.path === path);
+  return {
+    object: ops,
+    header: [
+      GENERATED_HEADER(SOURCE),
+      "",
+      `The gRPC variant: a JSON patch (RFC 6902) of the base Service, applied by`,
+      `overlays/grpc/kustomization.yaml. The result is a second Knative Service, ${GRPC.serviceName},`,
+      "beside the REST one: same image, model store, autoscaling and resources, but its revisions",
+      "speak gRPC (the Open Inference Protocol's GRPCInferenceService) over cleartext HTTP/2.",
+    ].join("\n"),
+    comments: [
+      [
+        [at("/metadata/name")],
+        [
+          "A Service of its own. Knative picks a revision's wire protocol from its port name, and one",
+          "Service splits traffic across its revisions: gRPC calls that landed on an HTTP/1.1 revision",
+          "would fail. Two Services keep REST and gRPC on their own URLs (and their own autoscaling).",
+        ].join("\n"),
+      ],
+      [
+        [at("/spec/template/spec/containers/0/ports/0/name")],
+        [
+          `${GRPC_PORT_NAME}: Knative routes cleartext HTTP/2 with prior knowledge to a port of this name, from the`,
+          "ingress through the activator and queue-proxy to the container, which gRPC needs (HTTP/1.1",
+          "cannot carry its trailers). Same containerPort: the server answers gRPC (h2c) and HTTP/1.1",
+          "on one port, so Prometheus still scrapes /metrics and the kubelet still probes over HTTP/1.1.",
+          "Every RPC (one HTTP/2 stream) counts as one request for containerConcurrency and the",
+          "concurrency autoscaler, as a REST request does; a ModelStreamInfer stream holds its slot",
+          "for as long as it is open and is cut at timeoutSeconds.",
+        ].join("\n"),
+      ],
+      [
+        [at("/spec/template/spec/containers/0/env/-")],
+        `${ENV.protocol}=${GRPC.protocol}: the server adds gRPC (h2c) to its HTTP/1.1 port. Set on the container, not in the\nConfigMap, because it belongs with the port name above: one without the other does not work.`,
+      ],
+      [
+        [at("/spec/template/spec/containers/0/readinessProbe")],
+        [
+          `grpc.health.v1.Health/Check of ${GRPC_SERVICE}: SERVING once the model has loaded,`,
+          "NOT_SERVING while loading or draining. The queue-proxy runs it (Knative rewrites readiness",
+          `probes), dialling 127.0.0.1:<port> over h2c. The port is the containerPort, written out:`,
+          "gRPC probes take a number, never a port name.",
+        ].join("\n"),
+      ],
+      [
+        [at("/spec/template/spec/containers/0/livenessProbe")],
+        [
+          `grpc.health.v1.Health/Check of "${GRPC_HEALTH_SERVICES.liveness}": SERVING whenever the process answers, loading`,
+          `or not (the readiness names report NOT_SERVING while a model loads, which as a liveness check`,
+          "would restart a pod whose model takes longer than failureThreshold x periodSeconds to load).",
+          "The kubelet runs it against the container directly.",
+        ].join("\n"),
       ],
     ],
   };

@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram } from "prom-client";
 import { METRICS, PATHS } from "../../runtime/src/constants.js";
 import { Metrics } from "../../runtime/src/metrics.js";
 import { labels } from "./knative.js";
-import { APP_NAME, LATENCY_P95_THRESHOLD_SECONDS, PULLER_CONTAINER, SERVER_CONTAINER } from "./settings.js";
+import { APP_NAME, ASYNC_SERVICE_NAME, GRPC, LATENCY_P95_THRESHOLD_SECONDS, PULLER_CONTAINER, SERVER_CONTAINER } from "./settings.js";
 import { GENERATED_HEADER, type Commented } from "./yaml.js";
 
 const SOURCE = "knative/build/monitoring.ts";
@@ -55,7 +55,7 @@ export function podMonitor() {
     kind: "PodMonitor",
     metadata: { name: APP_NAME, labels: labels("monitoring") },
     spec: {
-      selector: { matchLabels: { "serving.knative.dev/service": APP_NAME } },
+      selector: { matchExpressions: [{ key: "serving.knative.dev/service", operator: "In", values: [APP_NAME, GRPC.serviceName, ASYNC_SERVICE_NAME] }] },
       podMetricsEndpoints: [
         {
           port: KNATIVE_USER_PORT,
@@ -77,13 +77,17 @@ export function podMonitorManifest(): Commented {
     header: [
       GENERATED_HEADER(SOURCE),
       "",
-      "Scrapes the server's /metrics in every pod of the Knative Service (prometheus-operator).",
+      "Scrapes the server's /metrics in every pod of the Knative Services (prometheus-operator).",
       "Your Prometheus must select this PodMonitor: kube-prometheus-stack, for one, only picks",
       "those labelled release=<its release name> unless podMonitorSelectorNilUsesHelmValues=false.",
       "Pods scaled to zero are not scraped, so series disappear while the Service is idle.",
     ].join("\n"),
     comments: [
-      [["spec", "podMetricsEndpoints", 0, "port"], "Knative renames the serving container's port to user-port in the pods it creates."],
+      [
+        ["spec", "selector"],
+        `Both Knative Services: ${APP_NAME} (REST) and ${GRPC.serviceName} (knative/overlays/grpc), told apart by the\nknative_service label. The gRPC one serves /metrics over HTTP/1.1 on the same port.`,
+      ],
+      [["spec", "podMetricsEndpoints", 0, "port"], "Knative renames the serving container's port to user-port in the pods it creates (h2c ones too)."],
       [["spec", "podMetricsEndpoints", 0, "relabelings"], "revision tells the CPU and GPU revisions apart during a traffic split."],
     ],
   };

@@ -6,9 +6,9 @@
  * the generator writes into the YAML as comments.
  */
 import packageJson from "../../package.json" with { type: "json" };
-import { DEFAULT_HTTP_PORT, ENV, MODEL_MOUNT_PATH, PATHS } from "../../runtime/src/constants.js";
+import { DEFAULT_HTTP_PORT, ENV, GRPC_HEALTH_SERVICES, GRPC_PORT_NAME, GRPC_SERVICE, MODEL_MOUNT_PATH, PATHS, PROTOCOLS } from "../../runtime/src/constants.js";
 
-export { DEFAULT_HTTP_PORT, ENV, MODEL_MOUNT_PATH, PATHS };
+export { DEFAULT_HTTP_PORT, ENV, GRPC_HEALTH_SERVICES, GRPC_PORT_NAME, GRPC_SERVICE, MODEL_MOUNT_PATH, PATHS, PROTOCOLS };
 
 /** Name of the Knative Service, and the prefix of everything else it owns. */
 export const APP_NAME = "inference-runtime";
@@ -88,6 +88,19 @@ export const GPU = {
   executionProviders: "cuda,cpu",
 } as const;
 
+/**
+ * The gRPC variant (knative/overlays/grpc): the same server with PROTOCOL=grpc, as a Knative
+ * Service of its own. A revision's wire protocol follows its port name (h2c or http1), and a
+ * Service's traffic is split across revisions, so REST and gRPC revisions of one Service would
+ * hand gRPC calls to HTTP/1.1 revisions: two Services, two URLs, one model store.
+ */
+export const GRPC = {
+  serviceName: `${APP_NAME}-grpc`,
+  /** The value of PROTOCOL that serves gRPC (h2c) beside HTTP/1.1 on the one port. */
+  protocol: "grpc" satisfies (typeof PROTOCOLS)[number],
+  component: "predictor-grpc",
+} as const;
+
 /** Feature flags of Knative Serving that the manifests use (knative/config-features.yaml). */
 export const FEATURE_FLAGS = {
   initContainers: "kubernetes.podspec-init-containers",
@@ -101,3 +114,6 @@ export const FEATURE_FLAGS = {
 
 /** p95 request latency above which the PrometheusRule alerts, in seconds. */
 export const LATENCY_P95_THRESHOLD_SECONDS = 0.5;
+
+/** knative/platform's Service with asynchronous inference on (platform.ts names it; monitoring selects it). */
+export const ASYNC_SERVICE_NAME = `${APP_NAME}-async`;

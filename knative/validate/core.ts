@@ -1,6 +1,7 @@
 /**
- * Core Kubernetes types (ConfigMap, PersistentVolumeClaim, PodSpec parts) and
- * prometheus-operator's PodMonitor/PrometheusRule.
+ * Core Kubernetes types (ConfigMap, PersistentVolumeClaim, Secret, Service,
+ * Deployment, Job, PodSpec parts), prometheus-operator's PodMonitor/PrometheusRule
+ * and KEDA's ScaledObject/TriggerAuthentication.
  *
  * Two sources, because neither covers everything:
  * - `kubernetes-models` (and `@kubernetes-models/prometheus-operator`) ship
@@ -10,13 +11,20 @@
  * - `@kubernetes/client-node`'s models list every field of every core type
  *   (attributeTypeMap), which gives Strict field validation: an unknown or
  *   misspelt field is an error, as with `kubectl apply`.
+ * - `@kubernetes-models/keda`: validators compiled from KEDA's CRDs (types,
+ *   required fields); unknown fields are checked in platform.ts.
  */
 import * as k8s from "@kubernetes/client-node";
 import { PodMonitor, PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
+import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject";
+import { TriggerAuthentication } from "@kubernetes-models/keda/keda.sh/v1alpha1/TriggerAuthentication";
+import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import { Job } from "kubernetes-models/batch/v1/Job";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { PodSpec } from "kubernetes-models/v1/PodSpec";
 import { Secret } from "kubernetes-models/v1/Secret";
+import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { describe, isRecord, joinPath, type K8sObject, type Problem } from "./problems.js";
 
@@ -98,6 +106,11 @@ const CORE: Record<string, { model: ModelCtor; fields?: string }> = {
   "v1/PersistentVolumeClaim": { model: PersistentVolumeClaim as unknown as ModelCtor, fields: "V1PersistentVolumeClaim" },
   "v1/Secret": { model: Secret as unknown as ModelCtor, fields: "V1Secret" },
   "v1/ServiceAccount": { model: ServiceAccount as unknown as ModelCtor, fields: "V1ServiceAccount" },
+  "v1/Service": { model: Service as unknown as ModelCtor, fields: "V1Service" },
+  "apps/v1/Deployment": { model: Deployment as unknown as ModelCtor, fields: "V1Deployment" },
+  "batch/v1/Job": { model: Job as unknown as ModelCtor, fields: "V1Job" },
+  "keda.sh/v1alpha1/ScaledObject": { model: ScaledObject as unknown as ModelCtor },
+  "keda.sh/v1alpha1/TriggerAuthentication": { model: TriggerAuthentication as unknown as ModelCtor },
   "monitoring.coreos.com/v1/PodMonitor": { model: PodMonitor as unknown as ModelCtor },
   "monitoring.coreos.com/v1/PrometheusRule": { model: PrometheusRule as unknown as ModelCtor },
 };

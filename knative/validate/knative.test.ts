@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { configMap } from "../build/knative.js";
-import { brokenService, baseObjects, features } from "./fixtures.js";
+import { GRPC_SERVICE } from "../../runtime/src/constants.js";
+import { brokenService, baseObjects, features, grpcService } from "./fixtures.js";
 import { flagEnabled, flagGates, validateKnativeService } from "./knative.js";
 import type { K8sObject } from "./problems.js";
 import { formatProblems, validateObjects } from "./validate.js";
@@ -20,6 +21,11 @@ function problemsOf(obj: K8sObject, feats = features(), configMaps = new Map<str
 describe("Knative webhook rules", () => {
   it("accepts the generated deployment", () => {
     const problems = validateObjects(baseObjects(), { features: features() });
+    expect(formatProblems(problems)).toBe("");
+  });
+
+  it("accepts the gRPC Service (knative/overlays/grpc)", () => {
+    const problems = validateObjects([...baseObjects().filter((o) => o.kind !== "Service"), grpcService()], { features: features() });
     expect(formatProblems(problems)).toBe("");
   });
 
@@ -73,6 +79,25 @@ describe("Knative webhook rules", () => {
     ["a lifecycle hook on an init container", (svc) => (spec(svc).initContainers[0].lifecycle = { preStop: { exec: { command: ["true"] } } }), /initContainers\[0\]\.lifecycle: field not allowed in an init container/],
     ["an init container field Knative does not allow", (svc) => (spec(svc).initContainers[0].stdin = true), /field "stdin" is not allowed in a Knative container/],
     ["a probe on another port", (svc) => (server(svc).readinessProbe.httpGet.port = 9000), /may only probe the container port 8080/],
+    ["a grpc probe on another port", (svc) => (server(svc).livenessProbe = { grpc: { port: 9000, service: "" } }), /livenessProbe\.grpc\.port: may only probe the container port 8080, got 9000/],
+    ["a probe with two handlers (httpGet and grpc)", (svc) => (server(svc).readinessProbe.grpc = { port: 8080, service: "" }), /readinessProbe: expected exactly one handler of httpGet, tcpSocket, exec, grpc; got 2/],
+    ["a named probe port that is not the container port's name", (svc) => (server(svc).readinessProbe.httpGet.port = "h2c"), /readinessProbe\.httpGet\.port: probe port "h2c" must match the container port, named "http1"/],
+    [
+      "a named probe port on an unnamed container port, other than http",
+      (svc) => {
+        delete server(svc).ports[0].name;
+        server(svc).livenessProbe.httpGet.port = "http1";
+      },
+      /probe port "http1" must match the container port, named "http"/,
+    ],
+    ["PROTOCOL=grpc on an http1 port (policy)", (svc) => server(svc).env.push({ name: "PROTOCOL", value: "grpc" }), /ports\[0\]\.name: PROTOCOL=grpc, but the port is named http1: Knative sends HTTP\/1\.1 to it/],
+    ["an h2c port without PROTOCOL=grpc (policy)", (svc) => (server(svc).ports[0].name = "h2c"), /to a port named h2c, which the server speaks only with PROTOCOL=grpc \(PROTOCOL is unset\)/],
+    [
+      "a grpc readiness probe without PROTOCOL=grpc (policy)",
+      (svc) => (server(svc).readinessProbe = { grpc: { port: 8080, service: GRPC_SERVICE }, periodSeconds: 2 }),
+      /readinessProbe\.grpc: a grpc probe needs PROTOCOL=grpc/,
+    ],
+    ["a KServe protocolVersion as PROTOCOL (policy)", (svc) => server(svc).env.push({ name: "PROTOCOL", value: "v2" }), /PROTOCOL=v2 is not a value the server accepts: http or grpc \(v2 is a KServe protocolVersion/],
     ["a mount at a reserved path", (svc) => (server(svc).volumeMounts[0].mountPath = "/tmp"), /mountPath "\/tmp" is a reserved path/],
     ["a mount without a volume", (svc) => (server(svc).volumeMounts[0].name = "other"), /volumeMount "other" has no matching volume/],
     ["duplicate container names", (svc) => (spec(svc).initContainers[0].name = server(svc).name), /duplicate container name "inference-server"/],
@@ -88,6 +113,33 @@ describe("Knative webhook rules", () => {
 
   it.each(cases)("rejects %s", (_name, edit, message) => {
     expect(problemsOf(brokenService(edit))).toMatch(message);
+  });
+
+  const grpcCases: [string, (svc: any) => void, RegExp][] = [
+    ["the gRPC Service without PROTOCOL=grpc", (svc) => (server(svc).env = server(svc).env.filter((e: { name: string }) => e.name !== "PROTOCOL")), /port named h2c, which the server speaks only with PROTOCOL=grpc/],
+    ["the gRPC Service with PROTOCOL=http", (svc) => (server(svc).env.find((e: { name: string }) => e.name === "PROTOCOL").value = "http"), /a grpc probe needs PROTOCOL=grpc: .*\(PROTOCOL is http\)/],
+    ["the gRPC Service on an http1 port", (svc) => (server(svc).ports[0].name = "http1"), /PROTOCOL=grpc, but the port is named http1/],
+    ["the gRPC Service with a grpc probe without a port (core types)", (svc) => delete server(svc).readinessProbe.grpc.port, /readinessProbe\.grpc must have required property port/],
+  ];
+
+  it.each(grpcCases)("rejects %s", (_name, edit, message) => {
+    expect(problemsOf(brokenService(edit, grpcService))).toMatch(message);
+  });
+
+  it("reads PROTOCOL from the ConfigMaps used with envFrom, env winning over them", () => {
+    const withoutEnv = brokenService((svc) => (server(svc).env = server(svc).env.filter((e: { name: string }) => e.name !== "PROTOCOL")), grpcService);
+    expect(problemsOf(withoutEnv, features(), new Map([["inference-runtime-config", { PROTOCOL: "grpc" }]]))).toBe("");
+    expect(problemsOf(brokenService(() => undefined), features(), new Map([["inference-runtime-config", { PROTOCOL: "grpc" }]]))).toMatch(/PROTOCOL=grpc, but the port is named http1/);
+    expect(problemsOf(grpcService(), features(), new Map([["inference-runtime-config", { PROTOCOL: "http" }]]))).toBe("");
+  });
+
+  it("judges PROTOCOL and the h2c port only on the inference server's container", () => {
+    const other = brokenService((svc) => {
+      server(svc).name = "other-app";
+      server(svc).image = "registry.example.com/other-app:1.0.0";
+      server(svc).ports[0].name = "h2c";
+    });
+    expect(problemsOf(other)).toBe("");
   });
 
   const flagCases: [string, string, (svc: any) => void][] = [

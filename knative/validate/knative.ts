@@ -4,12 +4,16 @@
  * knative/serving's pkg/apis/serving (k8s_validation.go, metadata_validation.go)
  * and pkg/apis/autoscaling (annotation_validation.go), with Knative's default
  * configuration (container-concurrency-max-limit 1000, max-revision-timeout-seconds
- * 600), plus a few policy checks of this project (marked rule "policy").
+ * 600), plus a few policy checks of this project (marked rule "policy"), among
+ * them whether the server's container is set up for gRPC consistently (PROTOCOL,
+ * the h2c port name and grpc probes go together).
  *
  * Feature-flagged fields are read from the CRD itself: Knative's schema describes
  * each one as "This is accessible behind a feature flag - kubernetes.podspec-...".
  */
 import { Ajv, type ValidateFunction } from "ajv";
+import { ENV, GRPC_PORT_NAME, PROTOCOLS } from "../../runtime/src/constants.js";
+import { IMAGE_REPOSITORY, SERVER_CONTAINER } from "../build/settings.js";
 import { crdSchema, strictSchema } from "./crds.js";
 import { DNS1035_LABEL, DNS1123_LABEL, checkFields, validatePodSpec } from "./core.js";
 import { parseGoDuration } from "./durations.js";
@@ -19,6 +23,8 @@ export const KNATIVE_SERVICE_API = "serving.knative.dev/v1";
 export const RESERVED_ENV_VARS = ["PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"] as const;
 export const RESERVED_PORTS = [8012, 8013, 8022, 9090, 9091, 8008] as const;
 export const VALID_PORT_NAMES = ["http1", "h2c", ""] as const;
+/** The name the webhook gives an unnamed serving port when it matches named probe ports against it. */
+export const DEFAULT_PORT_NAME = "http";
 export const RESERVED_MOUNT_PATHS = ["/", "/dev", "/dev/log", "/tmp", "/var", "/var/log"] as const;
 export const CONTAINER_CONCURRENCY_MAX = 1000;
 export const MAX_REVISION_TIMEOUT_SECONDS = 600;
@@ -220,13 +226,25 @@ function checkEnv(c: Ctx, container: Container, path: (string | number)[], confi
   }
 }
 
-function checkProbe(c: Ctx, probe: Record<string, any> | undefined, path: (string | number)[], port: number | undefined, readiness: boolean): void {
+interface ServingPort {
+  containerPort?: number;
+  name?: string;
+}
+
+function checkProbe(c: Ctx, probe: Record<string, any> | undefined, path: (string | number)[], port: ServingPort | undefined, readiness: boolean): void {
   if (!probe) return;
   const handlers = ["httpGet", "tcpSocket", "exec", "grpc"].filter((h) => probe[h] !== undefined);
   if (handlers.length !== 1) add(c, path, `expected exactly one handler of httpGet, tcpSocket, exec, grpc; got ${handlers.length}`);
+  const handler = handlers[0] ?? "httpGet";
   const probePort = probe.httpGet?.port ?? probe.tcpSocket?.port ?? probe.grpc?.port;
-  if (typeof probePort === "number" && port !== undefined && probePort !== 0 && probePort !== port) {
-    add(c, [...path, handlers[0] ?? "httpGet", "port"], `may only probe the container port ${port}, got ${probePort}`);
+  if (typeof probePort === "number" && port?.containerPort !== undefined && probePort !== 0 && probePort !== port.containerPort) {
+    add(c, [...path, handler, "port"], `may only probe the container port ${port.containerPort}, got ${probePort}`);
+  }
+  // A named probe port (httpGet and tcpSocket take names; grpc only numbers, which the CRD schema
+  // enforces) must be the serving port's name, or "http" when that port is unnamed.
+  if (typeof probePort === "string" && handler !== "grpc" && port !== undefined) {
+    const name = port.name || DEFAULT_PORT_NAME;
+    if (probePort !== name) add(c, [...path, handler, "port"], `probe port "${probePort}" must match the container port, named "${name}"`);
   }
   for (const f of ["periodSeconds", "initialDelaySeconds"]) if (typeof probe[f] === "number" && probe[f] < 0) add(c, [...path, f], `must be >= 0`);
   for (const f of ["timeoutSeconds", "successThreshold", "failureThreshold"]) if (typeof probe[f] === "number" && probe[f] < 1) add(c, [...path, f], `must be >= 1`);
@@ -292,6 +310,66 @@ function checkContainerCommon(c: Ctx, container: Container, at: (string | number
   for (const f of ["runAsUser", "runAsGroup"]) if (typeof sc?.[f] === "number" && (sc[f] < 0 || sc[f] > 2 ** 31 - 1)) add(c, [...at, "securityContext", f], `must be between 0 and ${2 ** 31 - 1}`);
 }
 
+/** This project's server, by container name or image: the container whose PROTOCOL means what checkServerProtocol assumes. */
+function isServerContainer(container: Container): boolean {
+  return container.name === SERVER_CONTAINER || (typeof container.image === "string" && container.image.startsWith(`${IMAGE_REPOSITORY}:`));
+}
+
+/**
+ * The value an environment variable takes in a container: env wins over envFrom, and among
+ * envFrom sources the last one holding the key wins, as the kubelet resolves them. Undefined
+ * when unset; null when it comes from somewhere this check cannot see (valueFrom, a Secret).
+ */
+export function envValue(container: Container, name: string, configMaps: Map<string, Record<string, string>>): string | null | undefined {
+  let value: string | null | undefined;
+  for (const from of (container.envFrom as { configMapRef?: { name?: string }; secretRef?: unknown; prefix?: string }[] | undefined) ?? []) {
+    const prefix = from.prefix ?? "";
+    if (!name.startsWith(prefix)) continue;
+    if (from.secretRef) {
+      value = value ?? null;
+      continue;
+    }
+    const data = from.configMapRef?.name ? configMaps.get(from.configMapRef.name) : undefined;
+    const key = name.slice(prefix.length);
+    if (data && Object.hasOwn(data, key)) value = data[key];
+  }
+  for (const env of (container.env as { name?: string; value?: string; valueFrom?: unknown }[] | undefined) ?? []) {
+    if (env.name === name) value = env.valueFrom !== undefined ? null : (env.value ?? "");
+  }
+  return value;
+}
+
+const GRPC_PROTOCOL = "grpc" satisfies (typeof PROTOCOLS)[number];
+
+/**
+ * Policy: the server speaks gRPC only with PROTOCOL=grpc, and Knative carries gRPC (cleartext
+ * HTTP/2) only to a port named h2c, so the two go together, and a grpc probe needs both. A
+ * mismatch is accepted by the webhook and fails at the first call, or leaves the revision
+ * never ready, so it is caught here.
+ */
+function checkServerProtocol(c: Ctx, container: Container, at: (string | number)[], port: Record<string, any> | undefined, configMaps: Map<string, Record<string, string>>): void {
+  const protocol = envValue(container, ENV.protocol, configMaps);
+  if (protocol === null) return;
+  if (protocol !== undefined && !(PROTOCOLS as readonly string[]).includes(protocol)) {
+    const kserve = ["v1", "v2", "grpc-v1", "grpc-v2"].includes(protocol) ? ` (${protocol} is a KServe protocolVersion, not a value of this variable)` : "";
+    add(c, [...at, "env"], `${ENV.protocol}=${protocol} is not a value the server accepts: ${PROTOCOLS.join(" or ")}${kserve}`, "policy");
+    return;
+  }
+  const grpc = protocol === GRPC_PROTOCOL;
+  const portName = (port?.name as string | undefined) ?? "";
+  if (port && portName === GRPC_PORT_NAME && !grpc) {
+    add(c, [...at, "ports", 0, "name"], `Knative sends cleartext HTTP/2 (h2c) to a port named ${GRPC_PORT_NAME}, which the server speaks only with ${ENV.protocol}=${GRPC_PROTOCOL} (${ENV.protocol} is ${protocol ?? "unset"})`, "policy");
+  }
+  if (port && grpc && portName !== GRPC_PORT_NAME) {
+    add(c, [...at, "ports", 0, "name"], `${ENV.protocol}=${GRPC_PROTOCOL}, but the port is ${portName ? `named ${portName}` : "unnamed"}: Knative sends HTTP/1.1 to it, which cannot carry gRPC; name it ${GRPC_PORT_NAME}`, "policy");
+  }
+  for (const probe of ["readinessProbe", "livenessProbe", "startupProbe"]) {
+    if (container[probe]?.grpc !== undefined && !grpc) {
+      add(c, [...at, probe, "grpc"], `a grpc probe needs ${ENV.protocol}=${GRPC_PROTOCOL}: without it the server does not serve grpc.health.v1 (${ENV.protocol} is ${protocol ?? "unset"})`, "policy");
+    }
+  }
+}
+
 /** The webhook's rules for one Knative Service. `configMaps` are ConfigMaps applied with it (name -> data), for envFrom checks. */
 export function validateKnativeService(obj: K8sObject, features: Features, configMaps = new Map<string, Record<string, string>>()): Problem[] {
   const c: Ctx = { obj, problems: [] };
@@ -334,7 +412,7 @@ export function validateKnativeService(obj: K8sObject, features: Features, confi
   if (containers.length > 1 && !flagEnabled(features, "multi-container")) add(c, [...base, "containers"], `multi-container is off, but found ${containers.length} containers`);
   if (containers.length === 0) add(c, [...base, "containers"], "missing containers");
   const names = new Set<string>();
-  let servingPort: number | undefined;
+  let servingPort: ServingPort | undefined;
   for (const [i, container] of containers.entries()) {
     const at = [...base, "containers", i];
     checkContainerCommon(c, container, at, configMaps);
@@ -351,11 +429,12 @@ export function validateKnativeService(obj: K8sObject, features: Features, confi
       if (port.protocol !== undefined && port.protocol !== "TCP") add(c, [...at, "ports", pi, "protocol"], `only TCP is allowed, got ${port.protocol}`);
       if ((RESERVED_PORTS as readonly number[]).includes(port.containerPort)) add(c, [...at, "ports", pi, "containerPort"], `${port.containerPort} is a reserved port, please use a different value`);
       if (typeof port.containerPort === "number" && (port.containerPort < 1 || port.containerPort > 65535)) add(c, [...at, "ports", pi, "containerPort"], `must be between 1 and 65535`);
-      servingPort ??= port.containerPort;
+      servingPort ??= { containerPort: port.containerPort, name: port.name };
     }
     checkProbe(c, container.readinessProbe, [...at, "readinessProbe"], servingPort, true);
     checkProbe(c, container.livenessProbe, [...at, "livenessProbe"], servingPort, false);
     checkProbe(c, container.startupProbe, [...at, "startupProbe"], servingPort, false);
+    if (isServerContainer(container)) checkServerProtocol(c, container, at, ports[0], configMaps);
   }
   if (withPorts.length > 1) add(c, [...base, "containers"], "only one container may declare ports (the serving container)");
 

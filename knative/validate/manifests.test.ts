@@ -10,33 +10,19 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { REPO_ROOT } from "../build/generate.js";
 import { generatedFiles } from "../build/files.js";
-import { configMap, gpuPatch, service, type JsonPatchOp } from "../build/knative.js";
-import { FEATURE_FLAGS } from "../build/settings.js";
+import { configMap, gpuPatch, service } from "../build/knative.js";
+import { DEFAULT_HTTP_PORT, ENV, FEATURE_FLAGS, GRPC, GRPC_HEALTH_SERVICES, GRPC_PORT_NAME, GRPC_SERVICE, PATHS, PVC_NAME } from "../build/settings.js";
 import { validateCore } from "./core.js";
 import { validateAgainstCrd } from "./crds.js";
-import { clone, features } from "./fixtures.js";
+import { applyPatch, asyncService, clone, features, grpcService } from "./fixtures.js";
 import { validateKnativeService } from "./knative.js";
-import { validateKserve } from "./kserve.js";
+import { mergeContainer, validateKserve } from "./kserve.js";
 import type { K8sObject } from "./problems.js";
 import { checkQuery } from "./promql.js";
 import { featuresFrom, formatProblems, parseManifests, validateDashboard, validateObjects } from "./validate.js";
 
 const file = (path: string) => readFileSync(join(REPO_ROOT, path), "utf8");
 const objectsOf = (...paths: string[]) => paths.flatMap((p) => parseManifests(file(p), p));
-
-/** RFC 6902 add/replace/remove, enough to apply the GPU overlay's patch without kustomize. */
-function applyPatch<T>(doc: T, ops: JsonPatchOp[]): T {
-  const out = clone(doc) as Record<string, unknown>;
-  for (const op of ops) {
-    const segs = op.path.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
-    const last = segs.pop()!;
-    let parent: any = out;
-    for (const s of segs) parent = parent[s];
-    if (op.op === "remove") delete parent[last];
-    else parent[last] = clone(op.value);
-  }
-  return out as T;
-}
 
 describe("committed manifests", () => {
   it("knative/base: PVC and Service valid with the generated ConfigMap and config-features", () => {
@@ -49,10 +35,10 @@ describe("committed manifests", () => {
     expect(formatProblems(validateObjects([cm!]))).toBe("");
     expect(cm!.metadata?.namespace).toBe("knative-serving");
     const enabled = Object.entries(cm!.data as Record<string, string>).filter(([, v]) => v === "enabled").map(([k]) => k).sort();
-    // The flags the webhook asks for when none is set, for the CPU and the GPU revision together.
+    // The flags the webhook asks for when none is set, for every Service together (CPU, GPU, gRPC, async).
     const gpu = applyPatch(service(), gpuPatch()) as unknown as K8sObject;
     const needed = new Set<string>();
-    for (const svc of [service() as unknown as K8sObject, gpu]) {
+    for (const svc of [service() as unknown as K8sObject, gpu, grpcService(), asyncService()]) {
       for (const p of validateKnativeService(svc, {})) {
         const m = /feature flag (\S+)|enable (kubernetes\.podspec-persistent-volume-write)/.exec(p.message);
         if (m) needed.add(m[1] ?? m[2]!);
@@ -72,9 +58,25 @@ describe("committed manifests", () => {
     expect(ps.tolerations[0].key).toBe("nvidia.com/gpu");
   });
 
+  it("the gRPC Service (the overlay's patch applied) is valid: a Service of its own, h2c on the same port, PROTOCOL=grpc, a grpc readiness probe", () => {
+    const svc = grpcService() as any;
+    expect(formatProblems(validateObjects([svc, configMap()], { features: features() }))).toBe("");
+    expect(svc.metadata.name).toBe(GRPC.serviceName);
+    const server = svc.spec.template.spec.containers[0];
+    expect(server.ports).toEqual([{ name: GRPC_PORT_NAME, containerPort: DEFAULT_HTTP_PORT, protocol: "TCP" }]);
+    expect(server.env).toContainEqual({ name: ENV.protocol, value: "grpc" });
+    expect(server.readinessProbe.grpc).toEqual({ port: DEFAULT_HTTP_PORT, service: GRPC_SERVICE });
+    expect(server.readinessProbe.httpGet).toBeUndefined();
+    // Liveness: the health service's "liveness" name, SERVING whenever the process answers (not while models load).
+    expect(server.livenessProbe).toMatchObject({ grpc: { port: DEFAULT_HTTP_PORT, service: GRPC_HEALTH_SERVICES.liveness } });
+    expect(svc.spec.template.spec.volumes[0].persistentVolumeClaim.claimName).toBe(PVC_NAME);
+  });
+
   it("monitoring: PodMonitor and PrometheusRule valid, their PromQL on the runtime's metric names", () => {
     const objects = objectsOf("knative/monitoring/podmonitor.yaml", "knative/monitoring/prometheusrule.yaml");
     expect(formatProblems(validateObjects(objects))).toBe("");
+    // Both Services' pods: the REST one and the gRPC one of knative/overlays/grpc.
+    expect((objects[0]!.spec as any).selector.matchExpressions).toEqual([{ key: "serving.knative.dev/service", operator: "In", values: ["inference-runtime", GRPC.serviceName, "inference-runtime-async"] }]);
     const alerts = (objects[1]!.spec as any).groups[0].rules.map((r: { alert: string }) => r.alert);
     expect(alerts).toEqual(["InferenceRuntimeHighErrorRate", "InferenceRuntimeHighLatencyP95", "InferenceRuntimeRestarts", "InferenceRuntimeModelNotReady"]);
   });
@@ -84,15 +86,27 @@ describe("committed manifests", () => {
   });
 
   it("kserve: the ClusterServingRuntime and the InferenceServices that use it", () => {
-    const objects = objectsOf("kserve/cluster-serving-runtime.yaml", "kserve/inferenceservice-s3.yaml", "kserve/inferenceservice-pvc.yaml");
+    const objects = objectsOf("kserve/cluster-serving-runtime.yaml", "kserve/inferenceservice-s3.yaml", "kserve/inferenceservice-pvc.yaml", "kserve/inferenceservice-grpc.yaml");
     expect(formatProblems(validateObjects(objects))).toBe("");
     const runtime = objects[0]!.spec as any;
     expect(runtime.supportedModelFormats[0].name).toBe("onnx");
-    expect(runtime.protocolVersions).toEqual(["v2", "v1"]);
+    expect(runtime.protocolVersions).toEqual(["v2", "v1", "grpc-v2"]);
+    expect(runtime.containers[0].env).toContainEqual({ name: ENV.protocol, value: "grpc" });
     expect(runtime.containers[0].name).toBe("kserve-container");
     expect(runtime.containers[0].args).toEqual(["--model_name={{.Name}}", "--model_dir=/mnt/models"]);
     expect(runtime.containers[0].ports[0].containerPort).toBe(8080);
     for (const isvc of objects.slice(1)) expect((isvc.spec as any).predictor.minReplicas).toBe(0);
+  });
+
+  it("kserve: the gRPC InferenceService asks for grpc-v2 and, merged into the runtime, gets the runtime's port named h2c", () => {
+    const [runtime, isvc] = objectsOf("kserve/cluster-serving-runtime.yaml", "kserve/inferenceservice-grpc.yaml") as any[];
+    const model = isvc.spec.predictor.model;
+    expect(model.protocolVersion).toBe("grpc-v2");
+    const { modelFormat: _f, runtime: _r, protocolVersion: _p, storageUri: _s, ...container } = model;
+    const merged = mergeContainer(runtime.spec.containers[0], container);
+    expect(merged.ports).toEqual([{ name: GRPC_PORT_NAME, containerPort: DEFAULT_HTTP_PORT, protocol: "TCP" }]);
+    expect(merged.env).toContainEqual({ name: ENV.protocol, value: "grpc" });
+    expect(Object.keys(merged.readinessProbe)).toContain("httpGet");
   });
 
   it("kustomization files use only fields that kustomize v2.0 (kubectl 1.20) also knows", () => {
@@ -117,6 +131,18 @@ describe("the checks reject broken manifests", () => {
     const s = svc();
     s.spec.template.spec.containerConcurrency = "8";
     expect(formatProblems(validateAgainstCrd(s)!)).toMatch(/containerConcurrency: must be integer/);
+  });
+
+  it("CRD schema: a grpc probe with a named port, an unknown field or a null service", () => {
+    const s = clone(grpcService()) as any;
+    const probe = s.spec.template.spec.containers[0].readinessProbe;
+    probe.grpc.port = "h2c";
+    probe.grpc.host = "localhost";
+    s.spec.template.spec.containers[0].livenessProbe = { grpc: { port: 8080, service: null } };
+    const problems = formatProblems(validateAgainstCrd(s)!);
+    expect(problems).toMatch(/readinessProbe\.grpc\.port: must be integer/);
+    expect(problems).toMatch(/readinessProbe\.grpc: unknown field "host"/);
+    expect(problems).toMatch(/livenessProbe\.grpc\.service: must be string/);
   });
 
   it("CRD schema: KServe InferenceService without a model format name, and a namespaced ClusterServingRuntime", () => {
@@ -190,6 +216,24 @@ describe("the checks reject broken manifests", () => {
     expect(problems).toMatch(/must be named kserve-container/);
     expect(problems).toMatch(/"PORT" is reserved by Knative/);
   });
+
+  it("KServe: a grpc-v2 InferenceService without the h2c port, with PROTOCOL=http, with a grpc probe merged into an httpGet one, on a runtime without grpc-v2", () => {
+    const runtime = objectsOf("kserve/cluster-serving-runtime.yaml")[0]! as any;
+    const isvc = objectsOf("kserve/inferenceservice-grpc.yaml")[0]! as any;
+    const model = isvc.spec.predictor.model;
+    delete model.ports;
+    model.env = [{ name: ENV.protocol, value: "http" }];
+    model.readinessProbe = { grpc: { port: DEFAULT_HTTP_PORT, service: GRPC_SERVICE } };
+    let problems = formatProblems(validateKserve(isvc, [runtime, isvc]));
+    expect(problems).toMatch(/model\.ports: protocolVersion grpc-v2 on Knative needs the serving port named h2c/);
+    expect(problems).toMatch(/model\.env: protocolVersion grpc-v2 needs PROTOCOL=grpc in the runtime's container, got http/);
+    expect(problems).toMatch(/model\.readinessProbe: merged into the runtime's readinessProbe, this leaves httpGet and grpc/);
+    model.readinessProbe.httpGet = null;
+    expect(formatProblems(validateKserve(isvc, [runtime, isvc]))).not.toMatch(/readinessProbe/);
+    runtime.spec.protocolVersions = ["v2", "v1"];
+    problems = formatProblems(validateKserve(isvc, [runtime, isvc]));
+    expect(problems).toMatch(/runtime inference-runtime does not speak grpc-v2/);
+  });
 });
 
 const KUBECTL = process.env.KUBECTL ?? "kubectl";
@@ -240,6 +284,25 @@ describe("kubectl kustomize renders each entry point, and the result is valid", 
     const dashboard = objects.find((o) => o.kind === "ConfigMap") as any;
     expect(dashboard.metadata.labels.grafana_dashboard).toBe("1");
     expect(formatProblems(validateDashboard(JSON.parse(dashboard.data["grafana-dashboard.json"])))).toBe("");
+  });
+
+  it("knative/overlays/grpc (a second Service, serving gRPC, on the same model store)", () => {
+    const objects = parseManifests(kustomize("knative/overlays/grpc"), "grpc");
+    expect(objects.map((o) => o.kind).sort()).toEqual(["ConfigMap", "PersistentVolumeClaim", "Service"]);
+    expect(formatProblems(validateObjects(objects, { features: cfgFeatures() }))).toBe("");
+    const svc = objects.find((o) => o.kind === "Service") as any;
+    const cm = objects.find((o) => o.kind === "ConfigMap") as any;
+    const pvc = objects.find((o) => o.kind === "PersistentVolumeClaim") as any;
+    expect(svc.metadata.name).toBe(GRPC.serviceName);
+    expect(pvc.metadata.name).toBe(PVC_NAME);
+    const server = svc.spec.template.spec.containers[0];
+    expect(server.ports[0].name).toBe(GRPC_PORT_NAME);
+    expect(server.env).toContainEqual({ name: ENV.protocol, value: "grpc" });
+    expect(server.readinessProbe.grpc.service).toBe(GRPC_SERVICE);
+    expect(server.envFrom[0].configMapRef.name).toBe(cm.metadata.name);
+    // The same ConfigMap (name and hash) as the REST Service's: one configuration for both.
+    const base = parseManifests(kustomize("knative"), "knative").find((o) => o.kind === "ConfigMap")!;
+    expect(cm.metadata.name).toBe(base.metadata!.name);
   });
 
   it("kserve/", () => {

@@ -6,7 +6,11 @@
  *    against Kubernetes' schemas and field lists (core.ts);
  * 2. Knative's admission-webhook rules (knative.ts) given the feature flags of
  *    config-features, KServe's (kserve.ts);
- * 3. the PromQL of alerts and dashboards (promql.ts).
+ * 3. the PromQL of alerts and dashboards (promql.ts);
+ * 4. for the asynchronous-inference platform (platform.ts): structural checks of
+ *    the kinds with no schema here (RabbitmqBrokerConfig, RabbitmqCluster),
+ *    eventing-rabbitmq's webhook rules, KEDA's scaler metadata, and the
+ *    references between the objects (with the Secret templates given as input).
  *
  * `npx tsx knative/validate/validate.ts [--features knative/config-features.yaml] FILE...`
  * validates files from the command line ("-" reads stdin, e.g. from `kubectl kustomize`).
@@ -20,6 +24,8 @@ import { validateAgainstCrd } from "./crds.js";
 import { isPrometheusDuration } from "./durations.js";
 import { KNATIVE_SERVICE_API, validateKnativeService, type Features } from "./knative.js";
 import { isKserve, validateKserve } from "./kserve.js";
+import { BROKER_CLASS_ANNOTATION, RABBITMQ_BROKER_CLASS } from "../build/platform.js";
+import { validateKeda, validatePlatformReferences, validateRabbitmqEventing, validateStructural } from "./platform.js";
 import { describe, formatProblems, isRecord, type K8sObject, type Problem } from "./problems.js";
 import { checkQuery } from "./promql.js";
 
@@ -89,13 +95,15 @@ export function validateObjects(objects: K8sObject[], options: { features?: Feat
     if (crd) {
       problems.push(...crd, ...checkMetadata(obj));
     } else {
-      const core = validateCore(obj);
+      const core = validateCore(obj) ?? validateStructural(obj);
       if (!core) {
         problems.push({ object: describe(obj), path: "", message: `no schema known for ${obj.apiVersion} ${obj.kind}`, rule: "schema" });
         continue;
       }
       problems.push(...core);
     }
+    if (obj.apiVersion === "eventing.knative.dev/v1" && (obj.kind === "Broker" || obj.kind === "Trigger")) problems.push(...validateRabbitmqEventing(obj));
+    if (obj.apiVersion === "keda.sh/v1alpha1") problems.push(...validateKeda(obj));
     if (obj.apiVersion === KNATIVE_SERVICE_API && obj.kind === "Service") problems.push(...validateKnativeService(obj, features, configMaps));
     if (isKserve(obj)) problems.push(...validateKserve(obj, objects));
     if (obj.kind === "PrometheusRule") problems.push(...checkPrometheusRule(obj));
@@ -135,6 +143,11 @@ async function main(): Promise<void> {
   }
   const objects = args.flatMap((f) => parseManifests(readFileSync(f === "-" ? 0 : f, "utf8"), f));
   const problems = validateObjects(objects, { features });
+  // The platform's references, when its RabbitMQ Broker is among the inputs; Secrets given as input count as the templates.
+  if (objects.some((o) => o.kind === "Broker" && o.metadata?.annotations?.[BROKER_CLASS_ANNOTATION] === RABBITMQ_BROKER_CLASS)) {
+    const secrets = objects.filter((o) => o.kind === "Secret");
+    problems.push(...validatePlatformReferences(objects.filter((o) => o.kind !== "Secret"), secrets));
+  }
   if (problems.length > 0) {
     process.stderr.write(`${formatProblems(problems)}\n`);
     process.exit(1);

@@ -5,6 +5,23 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.js";
 
 describe("configuration from flags, environment and file", () => {
+  it("names the key for bad gRPC and asynchronous-inference settings, nested ones included", () => {
+    const message = (env: Record<string, string>) => {
+      try {
+        loadConfig([], env);
+        return "";
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    expect(message({ PROTOCOL: "http2" })).toBe("invalid configuration: PROTOCOL (environment): expected http or grpc");
+    expect(message({ QUOTA_USERS: '{"a":{"requests":1,"foo":2}}' })).toBe('invalid configuration: QUOTA_USERS (environment): Unrecognized key: "foo"');
+    expect(message({ QUOTA_USERS: "{bad" })).toMatch(/^invalid configuration: QUOTA_USERS \(environment\): expected a JSON object/);
+    expect(message({ QUOTA_REQUESTS: "-1" })).toBe("invalid configuration: QUOTA_REQUESTS (environment): expected 0 or more");
+    expect(message({ DATABASE_URL: "mysql://x" })).toBe("invalid configuration: DATABASE_URL (environment): expected a postgres:// or postgresql:// connection string");
+    expect(loadConfig(["--protocol", "grpc"], { QUOTA_USERS: '{"alice":{"tokens":5}}' }).config).toMatchObject({ protocol: "grpc", quotaUsers: { alice: { tokens: 5 } } });
+  });
+
   it("has defaults that serve ./models on 8080", () => {
     const { config } = loadConfig([], {});
     expect(config).toMatchObject({ port: 8080, modelRepository: "./models", strictReadiness: true, executionProviders: ["cpu"], logLevel: "info" });

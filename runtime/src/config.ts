@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { DEFAULT_HTTP_PORT, ENV } from "./constants.js";
+import { DEFAULT_HTTP_PORT, ENV, PROTOCOLS } from "./constants.js";
 import { MODEL_NAME_PATTERN } from "./repository/repository.js";
 import { ExecutionProviderSchema } from "./repository/settings.js";
 
@@ -59,6 +59,42 @@ export const ConfigSchema = z
     /** Identity reported in logger events: Knative sets K_SERVICE; the namespace comes from the downward API. */
     serviceName: z.string().min(1).optional(),
     namespace: z.string().min(1).optional(),
+    /** "grpc": the port also answers gRPC over h2c (Knative routes h2c to a port named h2c); HTTP/1.1 REST stays on it. */
+    protocol: z.enum(PROTOCOLS, { error: `expected ${PROTOCOLS.join(" or ")}` }).default("http"),
+    /** Asynchronous inference: Prefer: respond-async, /api/v1/*, the worker on POST /, the results collector. */
+    asyncInference: booleanish.default(false),
+    databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, "expected a postgres:// or postgresql:// connection string").optional(),
+    pgliteDir: z.string().min(1).optional(),
+    redisUrl: z.string().regex(/^rediss?:\/\//, "expected a redis:// or rediss:// URL").optional(),
+    asyncSink: z.url({ error: "expected an http(s) URL" }).optional(),
+    /** POST /api/v1/results; on with asyncInference unless set. */
+    resultsCollector: booleanish.optional(),
+    /** The header the ingress sets to the authenticated user. */
+    userHeader: z.string().regex(/^[a-z0-9-]+$/i, "expected a header name").transform((h) => h.toLowerCase()).default("x-user-id"),
+    /** Default per-user limits per window; unset: unlimited. */
+    quotaRequests: z.coerce.number({ error: "expected a number" }).int("expected a whole number").min(0, "expected 0 or more").optional(),
+    quotaTokens: z.coerce.number({ error: "expected a number" }).int("expected a whole number").min(0, "expected 0 or more").optional(),
+    quotaWindowSeconds: z.coerce.number({ error: "expected seconds" }).int().positive().default(3600),
+    /** Per-user limits, e.g. {"alice": {"requests": 1000, "tokens": 50000}} (JSON in QUOTA_USERS). */
+    quotaUsers: z
+      .preprocess(
+        (v) => {
+          if (typeof v !== "string") return v;
+          try {
+            return JSON.parse(v) as unknown;
+          } catch {
+            return v;
+          }
+        },
+        z.record(
+          z.string().regex(/^[\w.@:+-]{1,128}$/, "user ids are 1 to 128 letters, digits, '_', '.', '@', ':', '+' or '-'"),
+          z.object({ requests: z.number().int().min(0).optional(), tokens: z.number().int().min(0).optional() }).strict(),
+          { error: (issue) => (issue.code === "invalid_type" ? 'expected a JSON object such as {"alice": {"requests": 100, "tokens": 5000}}' : undefined) },
+        ),
+      )
+      .default({}),
+    /** When the quota store (Redis) cannot be reached: refuse (503) or admit. */
+    quotaOnStoreError: z.enum(["fail-closed", "fail-open"]).default("fail-closed"),
   })
   .strict()
   .refine((c) => (c.modelName === undefined) === (c.modelDir === undefined), {
@@ -98,6 +134,19 @@ const SOURCES: Record<Key, { env: string; flags: string[] }> = {
   loggerQueueSize: { env: ENV.loggerQueueSize, flags: [] },
   serviceName: { env: ENV.serviceName, flags: [] },
   namespace: { env: ENV.namespace, flags: [] },
+  protocol: { env: ENV.protocol, flags: ["--protocol"] },
+  asyncInference: { env: ENV.asyncInference, flags: ["--async-inference"] },
+  databaseUrl: { env: ENV.databaseUrl, flags: [] },
+  pgliteDir: { env: ENV.pgliteDir, flags: [] },
+  redisUrl: { env: ENV.redisUrl, flags: [] },
+  asyncSink: { env: ENV.asyncSink, flags: [] },
+  resultsCollector: { env: ENV.resultsCollector, flags: [] },
+  userHeader: { env: ENV.userHeader, flags: ["--user-header"] },
+  quotaRequests: { env: ENV.quotaRequests, flags: ["--quota-requests"] },
+  quotaTokens: { env: ENV.quotaTokens, flags: ["--quota-tokens"] },
+  quotaWindowSeconds: { env: ENV.quotaWindowSeconds, flags: ["--quota-window-seconds"] },
+  quotaUsers: { env: ENV.quotaUsers, flags: [] },
+  quotaOnStoreError: { env: ENV.quotaOnStoreError, flags: [] },
 };
 
 export class ConfigError extends Error {}
@@ -125,10 +174,20 @@ Options (each also settable by the environment variable shown):
   --drain-delay-ms N             on SIGTERM keep accepting for N ms (DRAIN_DELAY_MS, default 2000)
   --drain-timeout-ms N           on SIGTERM wait at most N ms for in-flight work (DRAIN_TIMEOUT_MS, default 25000)
   --warmup BOOL                  one inference per model before ready (MODEL_WARMUP, default true)
+  --protocol http|grpc           grpc: the port also serves gRPC (h2c) beside HTTP/1.1 (PROTOCOL, default http)
   --logger-url URL               inference logger sink (LOGGER_URL, or K_SINK)
   --logger-mode all|request|response
                                  what the logger sends (LOGGER_MODE, default all)
   CloudEvent replies: CE_TYPE, CE_SOURCE, CE_MERGE (KServe's names)
+  --async-inference BOOL         queued requests, status, usage, quotas (ASYNC_INFERENCE, default false);
+                                 DATABASE_URL (PostgreSQL; unset: embedded PGlite, PGLITE_DATA_DIR),
+                                 REDIS_URL (quota counters; unset: in-process), ASYNC_SINK (the Broker;
+                                 default K_SINK; unset: in-process queue), RESULTS_COLLECTOR
+  --user-header NAME             the ingress' user header (USER_HEADER, default x-user-id)
+  --quota-requests N, --quota-tokens N, --quota-window-seconds N
+                                 default per-user limits per window (QUOTA_REQUESTS, QUOTA_TOKENS,
+                                 QUOTA_WINDOW_SECONDS, default 3600); per user: QUOTA_USERS (JSON);
+                                 QUOTA_ON_STORE_ERROR fail-closed|fail-open (default fail-closed)
   --config FILE                  JSON file with any of these keys in camelCase (CONFIG_FILE)
   --help                         this text
 `;
@@ -203,7 +262,7 @@ export function parseConfig(raw: Record<string, unknown>, origin = new Map<strin
   const parsed = ConfigSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
-    if (issue.code === "unrecognized_keys") return `unknown configuration key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => origin.get(k) ?? k).join(", ")}`;
+    if (issue.code === "unrecognized_keys" && issue.path.length === 0) return `unknown configuration key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => origin.get(k) ?? k).join(", ")}`;
     const key = String(issue.path[0] ?? "");
     const label = origin.get(key) ?? (key in SOURCES ? `${key} (${SOURCES[key as Key].env})` : key);
     return `${label}: ${issue.message}`;

@@ -47,7 +47,50 @@ export const ENV = {
   serviceName: "K_SERVICE",
   /** From the downward API (metadata.namespace). */
   namespace: "POD_NAMESPACE",
+  /** "http" (HTTP/1.1 only) or "grpc" (gRPC over h2c and HTTP/1.1 on the same port). */
+  protocol: "PROTOCOL",
+  /** Asynchronous inference (runtime/src/async): the async API, the worker and the results collector. */
+  asyncInference: "ASYNC_INFERENCE",
+  /** PostgreSQL connection string, from a Secret; unset: the embedded PGlite store. */
+  databaseUrl: "DATABASE_URL",
+  pgliteDir: "PGLITE_DATA_DIR",
+  /** Redis for quota counters, from a Secret; unset: in-process counters. */
+  redisUrl: "REDIS_URL",
+  /** Where queued requests are published (the Broker); defaults to K_SINK; unset: an in-process queue. */
+  asyncSink: "ASYNC_SINK",
+  resultsCollector: "RESULTS_COLLECTOR",
+  userHeader: "USER_HEADER",
+  quotaRequests: "QUOTA_REQUESTS",
+  quotaTokens: "QUOTA_TOKENS",
+  quotaWindowSeconds: "QUOTA_WINDOW_SECONDS",
+  quotaUsers: "QUOTA_USERS",
+  quotaOnStoreError: "QUOTA_ON_STORE_ERROR",
 } as const;
+
+/** The async API's paths (rest/async.ts). */
+export const ASYNC_PATHS = {
+  submit: "/api/v1/inference",
+  request: "/api/v1/requests",
+  users: "/api/v1/users",
+  results: "/api/v1/results",
+} as const;
+
+/** The values of PROTOCOL / --protocol. */
+export const PROTOCOLS = ["http", "grpc"] as const;
+
+/** The Open Inference Protocol's gRPC service, and the name the gRPC health service answers for. */
+export const GRPC_SERVICE = "inference.GRPCInferenceService";
+
+/**
+ * Names the gRPC health service (grpc.health.v1.Health) answers for. Readiness:
+ * "" and the inference service, SERVING when /v2/health/ready would answer 200.
+ * Liveness: SERVING whenever the process answers (a liveness probe must not
+ * restart a pod that is still loading its models).
+ */
+export const GRPC_HEALTH_SERVICES = { readiness: ["", GRPC_SERVICE], liveness: "liveness" } as const;
+
+/** Knative routes h2c (cleartext HTTP/2, what gRPC needs) to a revision whose container port has this name. */
+export const GRPC_PORT_NAME = "h2c";
 
 /**
  * Prometheus metric names served at /metrics. Labels: model, version, protocol
@@ -66,4 +109,8 @@ export const METRICS = {
   modelReady: "inference_server_model_ready",
   /** Inference-logger CloudEvents by outcome: sent, failed (after retries), dropped (queue full). */
   loggerEvents: "inference_server_logger_events_total",
+  /** Asynchronous requests by event: submitted, started, redelivered, succeeded, failed. */
+  asyncRequests: "inference_server_async_requests_total",
+  /** Quota decisions by outcome: admitted, rejected, store_error_refused, store_error_admitted. */
+  quotaDecisions: "inference_server_quota_decisions_total",
 } as const;

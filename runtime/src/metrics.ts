@@ -89,7 +89,32 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly asyncRequests = new Counter({
+    name: METRICS.asyncRequests,
+    help: "Asynchronous inference requests by event: submitted, started, redelivered, succeeded, failed",
+    labelNames: ["event"] as const,
+    registers: [this.registry],
+  });
+
+  readonly quotaDecisions = new Counter({
+    name: METRICS.quotaDecisions,
+    help: "Quota admission decisions by outcome: admitted, rejected (over quota), store_error_refused / store_error_admitted (quota store unreachable, by policy)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * One answered inference request, whatever its transport. `model` is "" when the
+   * request named no known model: a client must not be able to create series.
+   * gRPC answers are counted under the HTTP status the same error has over REST.
+   */
+  recordRequest(labels: { model: string; version: string; protocol: string }, statusCode: number, seconds: number, inputBytes?: number): void {
+    this.requests.inc({ ...labels, status_code: String(statusCode) });
+    this.requestDuration.observe(labels, seconds);
+    if (inputBytes !== undefined && Number.isFinite(inputBytes)) this.inputBytes.observe({ model: labels.model, protocol: labels.protocol }, inputBytes);
   }
 }

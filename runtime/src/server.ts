@@ -3,7 +3,7 @@
  * and the listening socket. main.ts is the CLI around it; tests call it directly.
  */
 import { createAdaptorServer } from "@hono/node-server";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Server as NetServer } from "node:net";
 import type { Server } from "node:http";
 import type { Logger } from "pino";
 import packageJson from "../../package.json" with { type: "json" };
@@ -17,6 +17,8 @@ import { ModelRegistry } from "./registry/registry.js";
 import { ModelRepository, SingleModelDirectory, type ModelSource } from "./repository/repository.js";
 import { createApp } from "./rest/app.js";
 import { InferenceLogger } from "./cloudevents/logger.js";
+import type { GrpcTransport } from "./grpc/transport.js";
+import type { AsyncSetup } from "./async/setup.js";
 
 /** The protocol extensions this server implements, as GET /v2 reports them. */
 export function extensions(config: Config): string[] {
@@ -54,7 +56,16 @@ export interface StartOptions {
 export async function startServer(input: ConfigInput = {}, options: StartOptions = {}): Promise<RunningServer> {
   const config = ConfigSchema.parse(input);
   const logger = options.logger ?? createLogger(config.logLevel, config.logFormat);
-  logger.info({ config: { ...config, repositoryApiToken: config.repositoryApiToken && "[REDACTED]", loggerUrl: config.loggerUrl && redactUrl(config.loggerUrl), loggerSink: config.loggerSink && redactUrl(config.loggerSink) } }, "starting");
+  const redacted = {
+    ...config,
+    repositoryApiToken: config.repositoryApiToken && "[REDACTED]",
+    loggerUrl: config.loggerUrl && redactUrl(config.loggerUrl),
+    loggerSink: config.loggerSink && redactUrl(config.loggerSink),
+    asyncSink: config.asyncSink && redactUrl(config.asyncSink),
+    databaseUrl: config.databaseUrl && redactUrl(config.databaseUrl),
+    redisUrl: config.redisUrl && redactUrl(config.redisUrl),
+  };
+  logger.info({ config: redacted }, "starting");
   const metrics = new Metrics();
   const backend = new OnnxRuntimeBackend({ executionProviders: config.executionProviders });
   const registry = new ModelRegistry(backend, logger, {
@@ -77,9 +88,17 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   const { models: descriptors, skipped } = await source.discover();
   if (skipped.length > 0) logger.debug({ skipped }, "directories without a model were passed over");
 
+  // ASYNC_INFERENCE (runtime/src/async): store, quota counters and queue, loaded only then.
+  let asyncSetup: AsyncSetup | undefined;
+  if (config.asyncInference) {
+    const { startAsyncInference } = await import("./async/setup.js");
+    asyncSetup = await startAsyncInference(config, { dataPlane, logger, metrics });
+  }
+
   let draining = false;
   const inflight: { count: number; onIdle?: () => void } = { count: 0 };
-  const app = createApp(dataPlane, new ModelRepositoryHandlers(source, registry), {
+  const repository = new ModelRepositoryHandlers(source, registry);
+  const app = createApp(dataPlane, repository, {
     maxRequestBytes: config.maxRequestBytes,
     logger,
     metrics,
@@ -88,6 +107,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
     inflight,
     repositoryApi: { enabled: config.repositoryApi === "enabled", token: config.repositoryApiToken },
     cloudEvents: { type: config.ceType, source: config.ceSource, merge: config.ceMerge },
+    async: asyncSetup && { service: asyncSetup.service, userHeader: config.userHeader, collector: config.resultsCollector ?? true },
   });
   // CloudEvents inference logger (runtime/src/cloudevents/logger.ts), on when LOGGER_URL or K_SINK is set;
   // flushed on drain and close, before the models unload.
@@ -104,17 +124,33 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
       keepAliveTimeout: 65_000,
     },
   }) as Server;
+  // PROTOCOL=grpc: the same port also answers gRPC over h2c (runtime/src/grpc), loaded only then.
+  let grpc: GrpcTransport | undefined;
+  let listener: Server | NetServer = server;
+  if (config.protocol === "grpc") {
+    const { createGrpcTransport, protocolListener } = await import("./grpc/transport.js");
+    grpc = await createGrpcTransport(dataPlane, repository, {
+      logger,
+      metrics,
+      requestTimeoutMs: config.requestTimeoutMs,
+      inflight,
+      maxRequestBytes: config.maxRequestBytes,
+      repositoryApi: { enabled: config.repositoryApi === "enabled", token: config.repositoryApiToken },
+      userHeader: asyncSetup ? config.userHeader : undefined,
+    });
+    listener = protocolListener(server, grpc, Math.min(config.requestTimeoutMs, 30_000));
+  }
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => {
-      server.off("error", reject);
+    listener.once("error", reject);
+    listener.listen(config.port, config.host, () => {
+      listener.off("error", reject);
       resolve();
     });
   });
-  const { port } = server.address() as AddressInfo;
+  const { port } = listener.address() as AddressInfo;
   const host = config.host && config.host !== "0.0.0.0" && config.host !== "::" ? config.host : "127.0.0.1";
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
-  logger.info({ port, model_repository: source.location, models: descriptors.map((d) => d.name) }, "listening");
+  logger.info({ port, protocol: config.protocol, model_repository: source.location, models: descriptors.map((d) => d.name) }, "listening");
 
   const started = performance.now();
   const modelsLoaded = Promise.all(descriptors.map((d) => registry.load(d))).then(() => {
@@ -123,11 +159,21 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   });
   if (options.waitForModels !== false) await modelsLoaded;
 
-  const closeListener = () =>
+  /** Stops taking connections; resolves once every connection has closed. `graceMs` bounds gRPC calls still running. */
+  const closeListener = (graceMs = 0) =>
     new Promise<void>((resolve) => {
-      server.close(() => resolve());
+      if (listener === server) {
+        server.close(() => resolve());
+      } else {
+        listener.close(() => resolve());
+        grpc?.drain(graceMs);
+      }
       server.closeIdleConnections();
     });
+  const closeAllConnections = () => {
+    server.closeAllConnections();
+    grpc?.destroy();
+  };
   const unloadModels = async () => {
     await modelsLoaded.catch(() => undefined);
     await Promise.all(registry.names().map((n) => registry.unload(n).catch(() => undefined)));
@@ -148,8 +194,8 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
       dataPlane.beginDrain();
       logger.info({ in_flight: inflight.count, drain_delay_ms: config.drainDelayMs, drain_timeout_ms: config.drainTimeoutMs }, "draining");
       await new Promise((r) => setTimeout(r, config.drainDelayMs));
-      const listenerClosed = closeListener();
       const deadline = Math.max(0, config.drainTimeoutMs - (performance.now() - started));
+      const listenerClosed = closeListener(deadline);
       let timer: NodeJS.Timeout | undefined;
       const finished = await Promise.race([
         Promise.all([idle(), listenerClosed]).then(() => true),
@@ -158,9 +204,10 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
       clearTimeout(timer);
       if (!finished) {
         logger.warn({ in_flight: inflight.count }, "drain timeout: closing remaining connections");
-        server.closeAllConnections();
+        closeAllConnections();
       }
-      // The inference logger gets what is left of the drain budget to deliver its queue.
+      // In-process async deliveries, then the inference logger, get what is left of the drain budget.
+      await asyncSetup?.close(Math.max(0, config.drainTimeoutMs - (performance.now() - started)));
       await inferenceLogger?.close(Math.max(0, config.drainTimeoutMs - (performance.now() - started)));
       await unloadModels();
       logger.info({ ms: Math.round(performance.now() - started), clean: finished }, "drained");
@@ -168,7 +215,10 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
     },
     async close() {
       draining = true;
-      await closeListener();
+      const closed = closeListener();
+      grpc?.destroy();
+      await closed;
+      await asyncSetup?.close(1_000);
       await inferenceLogger?.close(1_000);
       await unloadModels();
     },

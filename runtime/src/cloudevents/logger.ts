@@ -20,8 +20,7 @@ import { randomUUID } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Logger } from "pino";
-import { encodeInferenceResponse } from "../codecs/v2.js";
-import { encodeJsonData } from "../codecs/json.js";
+import { encodeInferenceRequest, encodeInferenceResponse } from "../codecs/v2.js";
 import type { Config } from "../config.js";
 import type { InferenceListener } from "../dataplane/dataplane.js";
 import { InferenceError } from "../dataplane/errors.js";
@@ -74,22 +73,6 @@ export interface LoggerStats {
   queued: number;
   /** Events taken by a worker and not yet sent, failed or dropped. */
   inFlight: number;
-}
-
-/** The data of the request event: the V2 JSON of the request the model ran. */
-export function encodeInferenceRequest(request: InferenceRequest): string {
-  let json = "{";
-  if (request.id !== undefined) json += `"id":${JSON.stringify(request.id)},`;
-  if (request.parameters) json += `"parameters":${JSON.stringify(request.parameters)},`;
-  json += '"inputs":[';
-  request.inputs.forEach((t, i) => {
-    json += `${i ? "," : ""}{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(",")}]`;
-    if (t.parameters) json += `,"parameters":${JSON.stringify(t.parameters)}`;
-    json += `,"data":${encodeJsonData(t)}}`;
-  });
-  json += "]";
-  if (request.outputs) json += `,"outputs":${JSON.stringify(request.outputs)}`;
-  return `${json}}`;
 }
 
 function errorData(error: unknown): string {

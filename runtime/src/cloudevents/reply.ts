@@ -75,3 +75,22 @@ export function replyMessage(mode: CloudEventMode, request: CloudEvent<unknown>,
   }
   return { headers, body: message.body as string };
 }
+
+/**
+ * The reply for a queued request that failed for good (the request is wrong for
+ * the model): a response event whose data is {"error": "..."}, which the results
+ * collector records as the request's failure.
+ */
+export function failureReplyMessage(mode: CloudEventMode, request: CloudEvent<unknown>, model: string, error: string, options: ReplyOptions): ReplyMessage {
+  const attributes = replyAttributes(request, { modelName: model, modelVersion: "", outputs: [] }, options);
+  delete attributes[EXTENSIONS.modelVersion];
+  const { CloudEvent, HTTP } = sdk();
+  const json = JSON.stringify({ error });
+  const event = new CloudEvent<unknown>({ ...attributes, data: mode === "binary" ? json : ({ error } as unknown) });
+  const message = mode === "binary" ? HTTP.binary(event) : HTTP.structured(event);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(message.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
+  }
+  return { headers, body: message.body as string };
+}

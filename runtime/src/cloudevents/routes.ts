@@ -20,11 +20,16 @@ import { preview } from "../tensor/datatypes.js";
 import { CE_BATCH, EXTENSIONS, REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE } from "./constants.js";
 import { prepareInference, type Endpoint } from "./data.js";
 import { claimedMode, receiveCloudEvent, type ReceivedEvent } from "./receive.js";
-import { replyMessage, type ReplyOptions } from "./reply.js";
+import { failureReplyMessage, replyMessage, type ReplyOptions } from "./reply.js";
+import type { AsyncInference } from "../async/service.js";
+import { ASYNC_EXTENSIONS } from "../async/queue.js";
+import { checkUserId } from "../async/service.js";
 
 export interface CloudEventOptions extends Partial<ReplyOptions> {
   maxRequestBytes: number;
   logger?: Logger;
+  /** Asynchronous inference: request events on POST / whose id is a queued request run as the worker. */
+  worker?: AsyncInference;
 }
 
 /** Which model an event on POST / is for, and what named it (for error messages). */
@@ -107,8 +112,23 @@ export function cloudEventRoutes(dataPlane: DataPlane, options: CloudEventOption
       }
       target = choice;
     }
+    if (options.worker && endpoint === "root" && received.event.type === REQUEST_EVENT_TYPE) {
+      // A queued request (runtime/src/async), delivered by the Broker: run it once, whatever the redeliveries.
+      const outcome = await options.worker.work(received.event.id, received.data, { protocol: "cloudevent" });
+      if (outcome.kind === "done") return c.json({ request_id: received.event.id, status: outcome.record.status, note: "already finished; nothing to do" }, 200);
+      if (outcome.kind === "succeeded") {
+        const message = replyMessage(received.mode, received.event, { modelName: target.name, modelVersion: outcome.modelVersion, outputs: [] }, outcome.response, reply);
+        return c.body(message.body, 200, message.headers);
+      }
+      if (outcome.kind === "failed") {
+        const message = failureReplyMessage(received.mode, received.event, target.name, outcome.error, reply);
+        return c.body(message.body, 200, message.headers);
+      }
+    }
     const prepared = prepareInference(received.data, endpoint, dataPlane.registry, target.name, target.version);
-    const response = await dataPlane.infer(prepared.request, { requestId: requestIdOf(c), protocol: "cloudevent" });
+    const eventUser = received.event[ASYNC_EXTENSIONS.userId];
+    const userId = c.get("userId") ?? (eventUser === undefined ? undefined : checkUserId(eventUser, `the event's '${ASYNC_EXTENSIONS.userId}' extension`));
+    const response = await dataPlane.infer(prepared.request, { requestId: requestIdOf(c), protocol: "cloudevent", userId });
     noteClassification(c, response.outputs);
     const message = replyMessage(received.mode, received.event, response, prepared.encode(response), reply);
     return c.body(message.body, 200, message.headers);

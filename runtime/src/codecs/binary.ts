@@ -12,7 +12,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
 
 /** BYTES elements: each a 4-byte little-endian length, then that many bytes of UTF-8. */
-function decodeBytesElements(name: string, bytes: Uint8Array, count: number): string[] {
+function decodeBytesElements(name: string, bytes: Uint8Array, count: number, sizeLabel: string): string[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: string[] = new Array(count);
   let offset = 0;
@@ -31,7 +31,7 @@ function decodeBytesElements(name: string, bytes: Uint8Array, count: number): st
     offset += length;
   }
   if (offset !== bytes.byteLength) {
-    throw invalidInput(`input '${name}': binary_data_size is ${bytes.byteLength} but its ${count} BYTES elements take ${offset}`);
+    throw invalidInput(`input '${name}': ${sizeLabel} is ${bytes.byteLength} but its ${count} BYTES elements take ${offset}`);
   }
   return out;
 }
@@ -44,19 +44,22 @@ function viewNumeric(bytes: Uint8Array, ctor: NonNullable<(typeof DATATYPE_INFO)
   return new ctor(copy.buffer, 0, count);
 }
 
-/** Decodes one input tensor from its slice of the binary section. */
-export function decodeBinaryTensor(input: JsonTensorInput, bytes: Uint8Array): Tensor {
+/**
+ * Decodes one input tensor from its slice of the binary section. `sizeLabel` names
+ * where the byte count came from in error messages (gRPC's raw_input_contents).
+ */
+export function decodeBinaryTensor(input: JsonTensorInput, bytes: Uint8Array, sizeLabel = "binary_data_size"): Tensor {
   const { name, datatype, shape } = input;
   const count = elementCount(shape);
   const info = DATATYPE_INFO[datatype];
   let data: TensorData;
   if (datatype === "BYTES") {
-    data = decodeBytesElements(name, bytes, count);
+    data = decodeBytesElements(name, bytes, count, sizeLabel);
   } else {
     const expected = count * info.byteSize;
     if (bytes.byteLength !== expected) {
       throw invalidInput(
-        `input '${name}': binary_data_size is ${bytes.byteLength} bytes but shape ${formatShape(shape)} of ${datatype} needs ${expected} (${count} × ${info.byteSize})`,
+        `input '${name}': ${sizeLabel} is ${bytes.byteLength} bytes but shape ${formatShape(shape)} of ${datatype} needs ${expected} (${count} × ${info.byteSize})`,
       );
     }
     data = viewNumeric(bytes, info.array!, count);

@@ -107,3 +107,35 @@ export function encodeInferenceResponse(response: InferenceResponse, binaryOutpu
   });
   return { json: `${json}]}`, binary };
 }
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A request back into V2 JSON text: the inference logger's request events
+ * ("log": the data as the JSON codec writes it), and requests queued to run later
+ * ("queue": read back by this server's JSON codec, so 64-bit integers beyond 2^53
+ * are written as the decimal strings it reads exactly, and FP16/BF16, which have
+ * no JSON form in the protocol, are refused).
+ */
+export function encodeInferenceRequest(request: InferenceRequest, purpose: "log" | "queue" = "log"): string {
+  let json = "{";
+  if (request.id !== undefined) json += `"id":${JSON.stringify(request.id)},`;
+  if (request.parameters) json += `"parameters":${JSON.stringify(request.parameters)},`;
+  json += '"inputs":[';
+  request.inputs.forEach((t, i) => {
+    let data: string;
+    if (purpose === "queue" && (t.datatype === "FP16" || t.datatype === "BF16")) {
+      throw invalidInput(`input '${t.name}': ${t.datatype} tensors have no JSON form, so they cannot be queued; send this request synchronously`);
+    } else if (purpose === "queue" && (t.data instanceof BigInt64Array || t.data instanceof BigUint64Array)) {
+      data = `[${Array.from(t.data, (v: bigint) => (v > SAFE || v < -SAFE ? `"${v}"` : String(v))).join(",")}]`;
+    } else {
+      data = encodeJsonData(t);
+    }
+    json += `${i ? "," : ""}{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(",")}]`;
+    if (t.parameters) json += `,"parameters":${JSON.stringify(t.parameters)}`;
+    json += `,"data":${data}}`;
+  });
+  json += "]";
+  if (request.outputs) json += `,"outputs":${JSON.stringify(request.outputs)}`;
+  return `${json}}`;
+}

@@ -10,12 +10,23 @@ import { formatShape, type Tensor } from "../tensor/tensor.js";
 import { InferenceError, invalidInput } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./types.js";
 import type { Protocol } from "../rest/request-context.js";
+import type { ModelSettings } from "../repository/settings.js";
 
 /** What the transport knows about a request that the protocol body does not carry. */
 export interface InferenceContext {
   requestId?: string;
   protocol?: Protocol;
+  /** Who asked (the ingress' user header): quotas and usage are per user. */
+  userId?: string;
+  /** The request was admitted (quota charged) earlier: the async worker running a queued request. */
+  admitted?: boolean;
 }
+
+/**
+ * Admission control run after a request is validated and before it runs (quotas,
+ * runtime/src/async): throws an InferenceError (429, 503) to refuse it.
+ */
+export type Admission = (request: InferenceRequest, context: InferenceContext, settings: ModelSettings) => Promise<void>;
 
 /** Told of every inference that reached a model, after it finished: success (response) or failure (error). */
 export type InferenceListener = (event: {
@@ -107,6 +118,23 @@ export class DataPlane {
     private readonly options: { strictReadiness: boolean; maxInflightPerModel?: number } = { strictReadiness: true },
   ) {}
 
+  private admission?: Admission;
+
+  setAdmission(admission: Admission | undefined): void {
+    this.admission = admission;
+  }
+
+  /**
+   * Checks a request against its model without running it (what infer() checks
+   * first): for requests queued to run later. Returns the version and settings.
+   */
+  validate(request: InferenceRequest): { version: string; settings: ModelSettings } {
+    const entry = this.registry.findReady(request.modelName, request.modelVersion);
+    validateInputs(request.modelName, entry.model, request.inputs, entry.settings.max_batch_size);
+    selectOutputs(request.modelName, entry.model, request);
+    return { version: entry.version, settings: entry.settings };
+  }
+
   addListener(listener: InferenceListener): void {
     this.listeners.push(listener);
   }
@@ -196,6 +224,7 @@ export class DataPlane {
     try {
       validateInputs(request.modelName, model, request.inputs, settings.max_batch_size);
       const outputNames = selectOutputs(request.modelName, model, request);
+      if (this.admission && context.admitted !== true) await this.admission(request, context, settings);
       const dispatched = performance.now();
       ModelStatistics.add(statistics.stats.compute_input, dispatched - started);
       // Dynamic batching hook (runtime/src/batching): through the version's batcher when it has one;

@@ -94,6 +94,25 @@ export const ModelSettingsSchema = z
     dynamic_batching: DynamicBatchingSchema.optional(),
     /** One inference with zero / empty-string inputs before the model reports READY (unless the server's MODEL_WARMUP is off). */
     warmup: z.boolean().default(true),
+    /**
+     * How the model splits text into tokens, for usage and quotas (runtime/src/async/tokens.ts):
+     * every match of `pattern` (an ECMAScript regular expression) in the text, after
+     * lower-casing ASCII A–Z when `lowercase` is set. Declare the model's own rule here.
+     */
+    tokenizer: z
+      .object({
+        pattern: z.string().min(1).refine((p) => {
+          try {
+            new RegExp(p, "gu");
+            return !new RegExp(p, "u").test("");
+          } catch {
+            return false;
+          }
+        }, "must be a valid regular expression that does not match the empty string"),
+        lowercase: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

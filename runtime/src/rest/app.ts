@@ -21,6 +21,9 @@ import type { Metrics } from "../metrics.js";
 import { cloudEventRoutes, type CloudEventOptions } from "../cloudevents/routes.js";
 import { v1Routes } from "./v1.js";
 import { v2Routes } from "./v2.js";
+import { RESPONSE_EVENT_TYPE } from "../cloudevents/constants.js";
+import type { AsyncInference } from "../async/service.js";
+import { asyncRoutes, userFromHeader } from "./async.js";
 
 export interface AppOptions extends Omit<ObserveOptions, "logger"> {
   maxRequestBytes: number;
@@ -28,6 +31,8 @@ export interface AppOptions extends Omit<ObserveOptions, "logger"> {
   repositoryApi: Omit<RepositoryApiOptions, "maxRequestBytes">;
   /** CloudEvent replies (CE_TYPE, CE_SOURCE, CE_MERGE); KServe's defaults when absent. */
   cloudEvents?: Pick<CloudEventOptions, "type" | "source" | "merge">;
+  /** Asynchronous inference (ASYNC_INFERENCE): the async API, Prefer: respond-async, the worker, the collector. */
+  async?: { service: AsyncInference; userHeader: string; collector: boolean };
 }
 
 /**
@@ -72,6 +77,8 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
     await next();
   });
   app.use("*", compressResponses());
+  // Quotas and usage are per user: the ingress' header names the user on every inference path.
+  if (options.async) app.use("*", userFromHeader(options.async.userHeader));
 
   app.get(PATHS.metrics, async (c) => {
     refreshModelGauges(dataPlane, options.metrics);
@@ -80,13 +87,21 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
 
   // CloudEvents (runtime/src/cloudevents): POST /, and the infer endpoints when the request is an event
   // (ce-* headers or an application/cloudevents Content-Type); before v2/v1, which get every other request.
-  app.route("/", cloudEventRoutes(dataPlane, { maxRequestBytes: options.maxRequestBytes, logger: options.logger, ...options.cloudEvents }));
-  app.route("/", v2Routes(dataPlane, options));
+  app.route("/", cloudEventRoutes(dataPlane, { maxRequestBytes: options.maxRequestBytes, logger: options.logger, ...options.cloudEvents, worker: options.async?.service }));
+  app.route("/", v2Routes(dataPlane, { maxRequestBytes: options.maxRequestBytes, async: options.async }));
+  if (options.async) {
+    app.route("/", asyncRoutes(options.async.service, {
+      maxRequestBytes: options.maxRequestBytes,
+      userHeader: options.async.userHeader,
+      collector: options.async.collector,
+      responseType: options.cloudEvents?.type ?? RESPONSE_EVENT_TYPE,
+    }));
+  }
   app.route("/", v1Routes(dataPlane, options));
   app.route("/", repositoryRoutes(repository, { ...options.repositoryApi, maxRequestBytes: options.maxRequestBytes }));
 
   let document: Record<string, unknown> | undefined;
-  const openapi = () => (document ??= openApiDocument(dataPlane.metadata()));
+  const openapi = () => (document ??= openApiDocument(dataPlane.metadata(), { async: options.async !== undefined }));
   app.get(PATHS.openapi, (c) => c.json(openapi()));
   app.get("/docs", (c) => c.html(docsPage(openapi())));
 
@@ -99,7 +114,7 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
     await discardBody(c);
     if (err instanceof InferenceError) {
       for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
-      return c.json({ error: err.message }, err.status);
+      return c.json({ error: err.message, ...err.details }, err.status);
     }
     // A genuine fault: the details (and stack) go to the log, never to the client.
     (c.get("logger") ?? options.logger).error({ err, request_id: c.get("requestId"), method: c.req.method, path: c.req.path }, "request failed");

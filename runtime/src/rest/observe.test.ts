@@ -2,6 +2,7 @@
 import { Writable } from "node:stream";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildSimple } from "../../../models/build/simple.js";
 import { createLogger } from "../logging.js";
@@ -116,6 +117,25 @@ describe("limits", () => {
       const stats = await (await fetch(`${quick.url}/v2/models/slow/stats`)).json() as { model_stats: { inference_stats: { success: { count: number } } }[] };
       expect(stats.model_stats[0]!.inference_stats.success.count).toBe(1);
       expect((await postJson(`${quick.url}/v2/repository/models/slow/unload`, {})).status).toBe(200);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it("answers 504 when the model run itself overran the timeout (the run blocks the timer), whatever the client accepts", async () => {
+    const quick = await startTestServer(repo, { requestTimeoutMs: 40 });
+    try {
+      // node:http without Accept-Encoding: no compression step between the run and the answer.
+      const status = await new Promise<number>((resolve, reject) => {
+        const body = slowInput(256);
+        const req = request(`${quick.url}/v2/models/slow/infer`, { method: "POST", headers: { "inference-header-content-length": "0", "content-length": body.byteLength } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode!));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+      expect(status).toBe(504);
     } finally {
       await quick.close();
     }

@@ -52,7 +52,9 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
       const timeout = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), options.requestTimeoutMs);
       });
-      if ((await Promise.race([work, timeout])) === "timeout") {
+      // ONNX Runtime runs on the event loop, so a run can overrun the timer without it ever firing: late is late.
+      const outcome = await Promise.race([work, timeout]);
+      if (outcome === "timeout" || performance.now() - started > options.requestTimeoutMs) {
         // The model run cannot be interrupted: it finishes, releases its model, and its answer is dropped.
         work.catch(() => undefined);
         // A Response of its own: c.json() would share Hono's prepared headers with the late handler's answer.
@@ -75,10 +77,8 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
       // Unknown models are counted without their name: a URL must not create a series.
       const model = target?.model ?? "";
       const version = target?.version ?? "";
-      metrics.requests.inc({ model, version, protocol, status_code: String(status) });
-      metrics.requestDuration.observe({ model, version, protocol }, seconds);
-      const length = Number(c.req.header("content-length"));
-      if (Number.isFinite(length)) metrics.inputBytes.observe({ model, protocol }, length);
+      const length = c.req.header("content-length");
+      metrics.recordRequest({ model, version, protocol }, status, seconds, length === undefined ? undefined : Number(length));
       if (target) metrics.inFlight.dec({ model: target.model, protocol: target.protocol });
     }
     const line: Record<string, unknown> = { method: c.req.method, path: path.length > 200 ? `${path.slice(0, 200)}…` : path, status, latency_ms: Math.round(seconds * 1e5) / 100 };

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { healthyLayout, removeRepository, writeRepository } from "../testing/fixtures.js";
 import { getJson, startTestServer, type RunningServer } from "../testing/server.js";
 import { createApp } from "./app.js";
+import { openApiDocument } from "./openapi.js";
 import { InferenceRequestSchema } from "./schemas.js";
 
 let repo: string;
@@ -44,6 +45,21 @@ describe("OpenAPI", () => {
       .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}").replace("{target}", "{name}:predict")}`);
     const documented = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`));
     expect([...new Set(served)].sort()).toEqual(documented.sort());
+  });
+
+  it("documents the asynchronous API's routes when it is on, and only then", () => {
+    const { dataPlane, logger, metrics } = server;
+    const app = createApp(dataPlane, {} as never, {
+      maxRequestBytes: 1, logger, metrics, requestTimeoutMs: 1, draining: () => false, inflight: { count: 0 }, repositoryApi: { enabled: true },
+      async: { service: {} as never, userHeader: "x-user-id", collector: true },
+    });
+    const served = app.routes
+      .filter((r) => r.method !== "ALL" && !["/openapi.json", "/docs"].includes(r.path))
+      .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}").replace("{target}", "{name}:predict")}`);
+    const doc = openApiDocument(dataPlane.metadata(), { async: true }) as Doc;
+    const documented = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`));
+    expect([...new Set(served)].sort()).toEqual(documented.sort());
+    expect(Object.keys((openApiDocument(dataPlane.metadata()) as Doc).paths).some((p) => p.startsWith("/api/v1"))).toBe(false);
   });
 
   it("renders a self-contained docs page from the same document", async () => {

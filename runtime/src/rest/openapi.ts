@@ -62,18 +62,42 @@ const PATHS: Record<string, Partial<Record<Method, Operation>>> = {
   "/v1/models/{name}:predict": { post: { tag: "v1", summary: "KServe V1: predict", request: S.V1PredictRequestSchema, response: S.V1PredictResponseSchema, errors: [400, 404, 413, 503] } },
 };
 
+/** Served with ASYNC_INFERENCE on (rest/async.ts); `Prefer: respond-async` on the infer endpoints too. */
+const ASYNC_PATHS: Record<string, Partial<Record<Method, Operation>>> = {
+  "/api/v1/inference": {
+    post: {
+      tag: "async",
+      summary: "Queue an inference on a text model; 202 with the request id and its Location",
+      description: "The user is the ingress' header (USER_HEADER, default x-user-id), else `user_id`. `POST /v2/models/{name}/infer` with `Prefer: respond-async` queues a V2 request the same way. Over quota: 429 with Retry-After and the limit.",
+      request: S.AsyncSubmitRequestSchema,
+      response: S.AsyncAcceptedSchema,
+      errors: [400, 403, 404, 413, 429, 503],
+    },
+  },
+  "/api/v1/requests/{id}": { get: { tag: "async", summary: "A queued request: queued | running | succeeded | failed, timestamps, the V2 response or the error", response: S.AsyncRequestStatusSchema, errors: [404] } },
+  "/api/v1/users/{id}/usage": { get: { tag: "async", summary: "A user's requests and tokens in the current quota window, the quota and what is left", response: S.UsageResponseSchema, errors: [400, 403] } },
+  "/api/v1/results": {
+    post: {
+      tag: "async",
+      summary: "Results collector: the worker's response CloudEvents and dead-lettered request events (Knative Trigger subscriber)",
+      response: z.object({ request_id: z.string(), recorded: z.boolean(), known: z.boolean() }),
+      errors: [400, 413, 415],
+    },
+  },
+};
+
 const STATUS_TEXT: Record<number, string> = {
   400: "Invalid request", 401: "Missing or wrong bearer token", 403: "Disabled by configuration", 404: "Unknown model, version or route",
-  413: "Body too large", 415: "Unsupported encoding", 503: "Model or server not ready",
+  413: "Body too large", 415: "Unsupported encoding", 429: "Over quota (Retry-After)", 503: "Model or server not ready",
 };
 
 const jsonSchema = (schema: z.ZodType, io: "input" | "output") =>
   z.toJSONSchema(schema, { target: "openapi-3.0", io, unrepresentable: "any" }) as Record<string, unknown>;
 
-export function openApiDocument(server: { name: string; version: string }): Record<string, unknown> {
+export function openApiDocument(server: { name: string; version: string }, options: { async?: boolean } = {}): Record<string, unknown> {
   const errorSchema = jsonSchema(S.ErrorResponseSchema, "output");
   const paths: Record<string, unknown> = {};
-  for (const [path, methods] of Object.entries(PATHS)) {
+  for (const [path, methods] of Object.entries(options.async ? { ...PATHS, ...ASYNC_PATHS } : PATHS)) {
     const item: Record<string, unknown> = {};
     const parameters = [...path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({ name, in: "path", required: true, schema: { type: "string" } }));
     for (const [method, op] of Object.entries(methods) as [Method, Operation][]) {

@@ -135,3 +135,45 @@ export const V1PredictRequestSchema = z
 export const V1PredictResponseSchema = z.object({ predictions: z.array(z.unknown()) });
 export const V1ModelReadySchema = z.object({ name: z.string(), ready: z.boolean() });
 export const V1ModelListSchema = z.object({ models: z.array(z.string()) });
+
+/** POST /api/v1/inference (asynchronous inference on a text model). */
+export const AsyncSubmitRequestSchema = z
+  .object({
+    prompt: z.string().optional(),
+    text: z.string().optional(),
+    model: z.string({ error: "model is required" }),
+    version: z.union([z.string(), z.number()]).optional(),
+    /** Used when the ingress sets no user header. */
+    user_id: z.string().optional(),
+    id: z.string().max(256).optional(),
+  })
+  .strict()
+  .refine((b) => (b.prompt === undefined) !== (b.text === undefined), { message: 'give exactly one of "prompt" or "text"' });
+
+export const AsyncAcceptedSchema = z.object({ request_id: z.string(), status: z.literal("queued"), location: z.string() });
+
+export const AsyncRequestStatusSchema = z.object({
+  request_id: z.string(),
+  status: z.enum(["queued", "running", "succeeded", "failed"]),
+  user_id: z.string(),
+  model: z.string(),
+  model_version: z.string().nullable(),
+  tokens: z.number(),
+  input_bytes: z.number(),
+  attempts: z.number(),
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  response: InferenceResponseSchema.optional(),
+  error: z.string().optional(),
+});
+
+const nullableCount = z.number().nullable();
+export const UsageResponseSchema = z.object({
+  user_id: z.string(),
+  window: z.object({ start: z.string(), end: z.string(), seconds: z.number() }),
+  requests: z.number(),
+  tokens: z.number(),
+  quota: z.object({ requests: nullableCount, tokens: nullableCount }),
+  remaining: z.object({ requests: nullableCount, tokens: nullableCount }),
+});

@@ -33,7 +33,7 @@ export function v1Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
     const parsed = V1PredictRequestSchema.safeParse(await readJsonBody(c, options.maxRequestBytes));
     if (!parsed.success) throw invalidInput(`invalid V1 request: ${formatZodError(parsed.error)}`);
     const request = v1ToInferenceRequest(parsed.data, entry.model, name);
-    const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v1" });
+    const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v1", userId: c.get("userId") });
     noteClassification(c, response.outputs);
     return c.json(inferenceResponseToV1(response, (parsed.data.instances ?? parsed.data.inputs) as unknown[]));
   });

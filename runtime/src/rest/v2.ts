@@ -10,10 +10,20 @@ import type { InferenceRequest } from "../dataplane/types.js";
 import { parseJson, readBody } from "./body.js";
 import { modelParams } from "./params.js";
 import { markInference, noteClassification, requestIdOf } from "./request-context.js";
+import type { AsyncInference } from "../async/service.js";
+import { checkUserId } from "../async/service.js";
+import { acceptedResponse, prefersAsync } from "./async.js";
+import { InferenceError, invalidInput } from "../dataplane/errors.js";
 
 export const INFERENCE_HEADER_CONTENT_LENGTH = "inference-header-content-length";
 
-export function v2Routes(dataPlane: DataPlane, options: { maxRequestBytes: number }): Hono {
+export interface V2RouteOptions {
+  maxRequestBytes: number;
+  /** Asynchronous inference (Prefer: respond-async), when enabled. */
+  async?: { service: AsyncInference; userHeader: string };
+}
+
+export function v2Routes(dataPlane: DataPlane, options: V2RouteOptions): Hono {
   const app = new Hono();
 
   app.get("/v2/health/live", (c) => c.json({ live: dataPlane.live() }, dataPlane.live() ? 200 : 503));
@@ -69,7 +79,19 @@ export function v2Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
         ? toRawInferenceRequest(dataPlane.registry.findReady(name, version).model, binary, name, version)
         : toInferenceRequest(parseJson(header, "the JSON header"), name, version, binary);
     }
-    const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v2" });
+    if (options.async && prefersAsync(c)) {
+      // The user: the ingress' header, else the request's user_id parameter.
+      const header = c.get("userId");
+      const fromBody = request.parameters?.user_id;
+      if (header !== undefined && fromBody !== undefined && fromBody !== header) {
+        throw new InferenceError(403, `parameter user_id does not match the authenticated user (the ${options.async.userHeader} header)`);
+      }
+      const given = header ?? fromBody;
+      if (given === undefined) throw invalidInput(`no user: an asynchronous request needs the ${options.async.userHeader} header (set by the ingress) or the parameter user_id`);
+      const record = await options.async.service.submit(request, { userId: checkUserId(given, "user_id"), inputBytes: body.byteLength });
+      return acceptedResponse(c, record.id);
+    }
+    const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v2", userId: c.get("userId") });
     noteClassification(c, response.outputs);
     const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response));
     // Fresh header objects each time: Hono may keep and extend the one it is given.

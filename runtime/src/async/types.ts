@@ -1,0 +1,119 @@
+/**
+ * Asynchronous inference: the shapes the store, the quota counter and the API
+ * share. A request is submitted (queued), picked up by the worker (running) and
+ * finished by the results collector (succeeded | failed); every step is
+ * idempotent on the request id, so a redelivered event never counts twice.
+ */
+
+export const REQUEST_STATUSES = ["queued", "running", "succeeded", "failed"] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+
+/** One asynchronous inference request as stored. */
+export interface AsyncRequestRecord {
+  id: string;
+  userId: string;
+  model: string;
+  /** The version the client asked for; undefined: the server's choice. */
+  modelVersion?: string;
+  status: RequestStatus;
+  /** Bytes of the request body as received. */
+  inputBytes: number;
+  /** Tokens of the request (runtime/src/async/tokens.ts). */
+  tokens: number;
+  /** Deliveries to the worker so far (redeliveries included). */
+  attempts: number;
+  createdAt: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+  /** The V2 inference request (JSON), kept so the worker can run it from the store. */
+  request: unknown;
+  /** The V2 inference response (JSON) once succeeded. */
+  response?: unknown;
+  /** Why it failed, once failed. */
+  error?: string;
+}
+
+export interface NewAsyncRequest {
+  id: string;
+  userId: string;
+  model: string;
+  modelVersion?: string;
+  inputBytes: number;
+  tokens: number;
+  request: unknown;
+}
+
+export type Completion = { status: "succeeded"; response: unknown } | { status: "failed"; error: string };
+
+/** Requests and tokens a user used in one quota window. */
+export interface Usage {
+  requests: number;
+  tokens: number;
+}
+
+/**
+ * PostgreSQL (or PGlite, Postgres in-process, for local use) behind one interface.
+ * Every write is idempotent on the request id.
+ */
+export interface RequestStore {
+  /** "postgres" or "pglite", for the start-up log. */
+  readonly kind: string;
+  /** Applies the versioned SQL migrations not yet applied (runtime/migrations/), under a lock. */
+  migrate(): Promise<{ applied: string[] }>;
+  /**
+   * Records a queued request and adds it to its user's usage for `window` in one
+   * transaction. The same id again changes nothing and returns the stored record
+   * with created=false.
+   */
+  createRequest(request: NewAsyncRequest, window: Date): Promise<{ record: AsyncRequestRecord; created: boolean }>;
+  /**
+   * queued or running → running, attempts + 1, started_at set (first time). A
+   * finished request is returned unchanged with changed=false; unknown: undefined.
+   */
+  markRunning(id: string): Promise<{ record: AsyncRequestRecord; changed: boolean } | undefined>;
+  /** Sets the final state once; later completions change nothing (changed=false). Unknown: undefined. */
+  complete(id: string, completion: Completion): Promise<{ record: AsyncRequestRecord; changed: boolean } | undefined>;
+  getRequest(id: string): Promise<AsyncRequestRecord | undefined>;
+  /** Adds synchronous requests' usage to a user's window (batched by the caller). */
+  addUsage(userId: string, window: Date, usage: Usage): Promise<void>;
+  /** A user's recorded usage in the window starting at `window` (zeros when none). */
+  usage(userId: string, window: Date): Promise<Usage>;
+  close(): Promise<void>;
+}
+
+/** Per-user limits for one window; undefined means unlimited. */
+export interface QuotaLimits {
+  requests?: number;
+  tokens?: number;
+}
+
+export interface QuotaDecision {
+  admitted: boolean;
+  /** The user's counts in this window after the decision (unchanged when refused). */
+  requests: number;
+  tokens: number;
+  limits: QuotaLimits;
+  /** Which limit refused the request. */
+  exceeded?: "requests" | "tokens";
+  /** Start of the current window, and when the next one starts. */
+  windowStart: Date;
+  resetAt: Date;
+}
+
+/** The real-time quota counters: Redis in production, in-process for local use. */
+export interface QuotaCounter {
+  readonly kind: string;
+  /**
+   * Atomically admits one request of `tokens` tokens for `userId` in the window
+   * containing `now` if neither limit would be exceeded, and counts it; otherwise
+   * counts nothing. Rejects (throws) when the counter store cannot be reached.
+   */
+  admit(userId: string, tokens: number, limits: QuotaLimits, now?: Date): Promise<QuotaDecision>;
+  close(): Promise<void>;
+}
+
+/** Fixed windows aligned to the epoch: the start of the window holding `now`. */
+export function windowStart(now: Date, windowSeconds: number): Date {
+  const ms = windowSeconds * 1000;
+  return new Date(Math.floor(now.getTime() / ms) * ms);
+}

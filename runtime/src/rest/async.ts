@@ -1,0 +1,162 @@
+/**
+ * The asynchronous API over REST (runtime/src/async/service.ts does the work):
+ *
+ *   POST /api/v1/inference            {"prompt" | "text", "model", "user_id"?, "version"?} → 202 queued
+ *   GET  /api/v1/requests/{id}        queued | running | succeeded | failed, timestamps, result
+ *   GET  /api/v1/users/{id}/usage     requests and tokens this window, quota, what is left
+ *   POST /api/v1/results              the results collector (CloudEvents from the Broker)
+ *
+ * and `Prefer: respond-async` on the V2 infer endpoints (rest/v2.ts). The user is
+ * the ingress' header (USER_HEADER) or, failing that, the body's user_id.
+ */
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { checkUserId, requestStatusView, type AsyncInference } from "../async/service.js";
+import { ASYNC_PATHS } from "../constants.js";
+import { EXTENSIONS, REQUEST_EVENT_TYPE } from "../cloudevents/constants.js";
+import { claimedMode, receiveCloudEvent } from "../cloudevents/receive.js";
+import { InferenceError, invalidInput, modelNotFound } from "../dataplane/errors.js";
+import type { InferenceRequest } from "../dataplane/types.js";
+import { formatZodError } from "../dataplane/zod-errors.js";
+import { preview } from "../tensor/datatypes.js";
+import { parseJson, readBody } from "./body.js";
+import { checkModelName, checkModelVersion } from "./params.js";
+import { markInference } from "./request-context.js";
+import { AsyncSubmitRequestSchema } from "./schemas.js";
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The user the ingress authenticated (USER_HEADER), when the request carries one. */
+    userId: string | undefined;
+  }
+}
+
+/** Reads the ingress' user header into the context; a malformed one is a 400. */
+export function userFromHeader(header: string): MiddlewareHandler {
+  return async (c, next) => {
+    const value = c.req.header(header);
+    c.set("userId", value === undefined ? undefined : checkUserId(value, `the ${header} header`));
+    await next();
+  };
+}
+
+/** The answer to a queued request: 202 with the id and where to look. */
+export function acceptedResponse(c: Context, id: string): Response {
+  const location = `${ASYNC_PATHS.request}/${id}`;
+  return c.json({ request_id: id, status: "queued", location }, 202, { location, "preference-applied": "respond-async" });
+}
+
+/** RFC 7240: the client prefers an asynchronous answer. */
+export function prefersAsync(c: Context): boolean {
+  const prefer = c.req.header("prefer");
+  return prefer !== undefined && prefer.split(/[,;]/).some((p) => p.trim().toLowerCase() === "respond-async");
+}
+
+export interface AsyncRouteOptions {
+  maxRequestBytes: number;
+  userHeader: string;
+  /** POST /api/v1/results (RESULTS_COLLECTOR). */
+  collector: boolean;
+  /** The reply type the worker's response events carry (CE_TYPE). */
+  responseType: string;
+}
+
+function userOf(c: Context, bodyUser: unknown, header: string): string {
+  const fromHeader = c.get("userId");
+  if (fromHeader !== undefined) {
+    if (bodyUser !== undefined && bodyUser !== fromHeader) throw new InferenceError(403, `user_id ${preview(bodyUser)} does not match the authenticated user (the ${header} header)`);
+    return fromHeader;
+  }
+  if (bodyUser === undefined) throw invalidInput(`no user: the async API needs the ${header} header (set by the ingress) or "user_id" in the body`);
+  return checkUserId(bodyUser, "user_id");
+}
+
+/** A user may read only their own requests and usage when the ingress says who they are. */
+function checkOwner(c: Context, owner: string, what: string): void {
+  const user = c.get("userId");
+  if (user !== undefined && user !== owner) throw modelNotFound(`${what} not found`);
+}
+
+export function asyncRoutes(service: AsyncInference, options: AsyncRouteOptions): Hono {
+  const app = new Hono();
+
+  app.post(ASYNC_PATHS.submit, async (c) => {
+    const body = await readBody(c, options.maxRequestBytes);
+    const parsed = AsyncSubmitRequestSchema.safeParse(parseJson(body));
+    if (!parsed.success) throw invalidInput(`invalid async inference request: ${formatZodError(parsed.error)}`);
+    const { prompt, text, user_id: bodyUser, id } = parsed.data;
+    const userId = userOf(c, bodyUser, options.userHeader);
+    const name = checkModelName(parsed.data.model);
+    const version = parsed.data.version === undefined ? undefined : checkModelVersion(String(parsed.data.version));
+    const entry = service.registry.findReady(name, version);
+    markInference(c, { model: name, version: entry.version, protocol: "v2" });
+    const textInputs = entry.model.inputs.filter((i) => i.datatype === "BYTES");
+    if (entry.model.inputs.length !== 1 || textInputs.length !== 1) {
+      throw invalidInput(`model '${name}' does not take a single text (BYTES) input; send a V2 request to /v2/models/${name}/infer with the header Prefer: respond-async`);
+    }
+    const input = textInputs[0]!;
+    // One text: [1] for a batch dimension of any size, [] for a scalar.
+    const shape = input.shape.map(() => 1);
+    const request: InferenceRequest = { modelName: name, modelVersion: version, inputs: [{ name: input.name, datatype: "BYTES", shape, data: [(prompt ?? text)!] }] };
+    if (id !== undefined) request.id = id;
+    const record = await service.submit(request, { userId, inputBytes: body.byteLength });
+    return acceptedResponse(c, record.id);
+  });
+
+  app.get(`${ASYNC_PATHS.request}/:id`, async (c) => {
+    const id = c.req.param("id");
+    const record = /^[\w-]{1,128}$/.test(id) ? await service.get(id) : undefined;
+    if (!record) throw modelNotFound(`request ${preview(id)} not found`);
+    checkOwner(c, record.userId, `request ${preview(id)}`);
+    return c.json(requestStatusView(record));
+  });
+
+  app.get(`${ASYNC_PATHS.users}/:id/usage`, async (c) => {
+    const userId = checkUserId(c.req.param("id"), "the user id in the path");
+    const user = c.get("userId");
+    if (user !== undefined && user !== userId) throw new InferenceError(403, `the authenticated user may read only their own usage`);
+    return c.json(await service.usage(userId));
+  });
+
+  if (options.collector) {
+    app.post(ASYNC_PATHS.results, async (c) => {
+      const mode = claimedMode(c);
+      if (mode === undefined || mode === "batch") throw invalidInput(`${ASYNC_PATHS.results} takes one CloudEvent (binary or structured mode): a response event or a dead-lettered request event`);
+      const { event, data } = await receiveCloudEvent(c, mode, options.maxRequestBytes);
+      if (event.type === options.responseType) {
+        const id = event[EXTENSIONS.correlationId];
+        if (typeof id !== "string" || id === "") throw invalidInput(`a response event needs the '${EXTENSIONS.correlationId}' extension: the id of the request it answers`);
+        const outcome = isErrorData(data) ? { error: data.error } : { response: data };
+        const result = await service.collect(id, outcome);
+        return c.json({ request_id: id, recorded: result.changed, known: result.known }, 200);
+      }
+      if (event.type === REQUEST_EVENT_TYPE) {
+        // Dead-lettered: the Broker gave up delivering it (Knative adds knativeerror* extensions).
+        const code = event.knativeerrorcode;
+        const reason = decodeErrorData(event.knativeerrordata);
+        const error = `delivery failed${code !== undefined ? ` (HTTP ${String(code)})` : ""}${reason ? `: ${reason}` : ""}`;
+        const result = await service.collect(event.id, { error });
+        return c.json({ request_id: event.id, recorded: result.changed, known: result.known }, 200);
+      }
+      throw invalidInput(`${ASYNC_PATHS.results} takes '${options.responseType}' events and dead-lettered '${REQUEST_EVENT_TYPE}' events, not ${preview(event.type)}`);
+    });
+  }
+
+  return app;
+}
+
+function isErrorData(data: unknown): data is { error: string } {
+  return typeof data === "object" && data !== null && !Array.isArray(data) && typeof (data as { error?: unknown }).error === "string" && !("outputs" in data);
+}
+
+/** knativeerrordata is the failed response's body, base64-encoded (and cut to a size) by Knative. */
+function decodeErrorData(value: unknown): string | undefined {
+  if (typeof value !== "string" || value === "") return undefined;
+  const text = Buffer.from(value, "base64").toString("utf8");
+  try {
+    const json = JSON.parse(text) as { error?: unknown };
+    if (typeof json.error === "string") return json.error.slice(0, 1000);
+  } catch {
+    // not JSON: the text itself
+  }
+  return text.slice(0, 1000);
+}
