@@ -448,7 +448,7 @@ export const gpuAffinity = (): V1Affinity => ({
 
 export const gpuTolerations = (): V1Toleration[] => [{ key: GPU.resource, operator: "Exists", effect: "NoSchedule" }];
 
-const annotationPath = (key: string) => `/spec/template/metadata/annotations/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`;
+export const annotationPath = (key: string) => `/spec/template/metadata/annotations/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`;
 
 export function gpuPatch(): JsonPatchOp[] {
   return [
@@ -465,36 +465,41 @@ export function gpuPatch(): JsonPatchOp[] {
   ];
 }
 
-export function gpuPatchManifest(): Commented<JsonPatchOp[]> {
-  const ops = gpuPatch();
-  const at = (path: string) => ops.findIndex((o) => o.path === path);
+/** A JSON patch as YAML: the generated header, then `header`, and each comment above the op at its path. */
+function patchManifest(ops: JsonPatchOp[], header: string[], comments: [string, string][]): Commented<JsonPatchOp[]> {
   return {
     object: ops,
-    header: [
-      GENERATED_HEADER(SOURCE),
-      "",
+    header: [GENERATED_HEADER(SOURCE), "", ...header].join("\n"),
+    comments: comments.map(([path, text]) => [[ops.findIndex((o) => o.path === path)], text]),
+  };
+}
+
+export function gpuPatchManifest(): Commented<JsonPatchOp[]> {
+  return patchManifest(
+    gpuPatch(),
+    [
       "The GPU revision: a JSON patch (RFC 6902) of the base Service, applied by",
       "overlays/gpu/kustomization.yaml. Applying the overlay makes a new revision of the same",
       "Service; split traffic between the CPU and GPU revisions with tags (see knative/README.md).",
-    ].join("\n"),
-    comments: [
-      [[at("/spec/template/spec/containers/0/image")], "The CUDA image (Dockerfile.gpu): onnxruntime-node with its CUDA execution provider."],
-      [[at("/spec/template/spec/initContainers/0/image")], "The puller from the same image: one image to pull on the GPU node, not two."],
+    ],
+    [
+      ["/spec/template/spec/containers/0/image", "The CUDA image (Dockerfile.gpu): onnxruntime-node with its CUDA execution provider."],
+      ["/spec/template/spec/initContainers/0/image", "The puller from the same image: one image to pull on the GPU node, not two."],
       [
-        [at("/spec/template/spec/containers/0/resources")],
+        "/spec/template/spec/containers/0/resources",
         "One GPU (requests = limits for extended resources), and CPU/memory for the host side:\nrequest decoding, pre/post-processing and the CUDA context (~1-2 GiB host memory).",
       ],
-      [[at("/spec/template/spec/affinity")], `Only on GPU nodes: ${GPU.nodeLabel}=true is set by NVIDIA GPU feature discovery.\nOn GKE use cloud.google.com/gke-accelerator, on EKS/Karpenter karpenter.k8s.aws/instance-gpu-count.`],
-      [[at("/spec/template/spec/tolerations")], "GPU node pools are usually tainted nvidia.com/gpu:NoSchedule so other pods stay off them."],
-      [[at("/spec/template/spec/timeoutSeconds")], "A request that lands on a scaled-to-zero GPU revision may wait for a GPU node to be\nprovisioned and a multi-GB image to be pulled: give it the maximum Knative allows by default."],
-      [[at(annotationPath(`${AUTOSCALING_PREFIX}max-scale`))], "GPUs are scarce and expensive: fewer pods."],
-      [[at(annotationPath(`${AUTOSCALING_PREFIX}scale-to-zero-pod-retention-period`))], "A GPU cold start can take minutes (node scale-up): keep the last pod longer."],
+      ["/spec/template/spec/affinity", `Only on GPU nodes: ${GPU.nodeLabel}=true is set by NVIDIA GPU feature discovery.\nOn GKE use cloud.google.com/gke-accelerator, on EKS/Karpenter karpenter.k8s.aws/instance-gpu-count.`],
+      ["/spec/template/spec/tolerations", "GPU node pools are usually tainted nvidia.com/gpu:NoSchedule so other pods stay off them."],
+      ["/spec/template/spec/timeoutSeconds", "A request that lands on a scaled-to-zero GPU revision may wait for a GPU node to be\nprovisioned and a multi-GB image to be pulled: give it the maximum Knative allows by default."],
+      [annotationPath(`${AUTOSCALING_PREFIX}max-scale`), "GPUs are scarce and expensive: fewer pods."],
+      [annotationPath(`${AUTOSCALING_PREFIX}scale-to-zero-pod-retention-period`), "A GPU cold start can take minutes (node scale-up): keep the last pod longer."],
       [
-        [at(annotationPath("serving.knative.dev/progress-deadline"))],
+        annotationPath("serving.knative.dev/progress-deadline"),
         "How long a new GPU revision may take to become ready before Knative fails it: node\nscale-up plus the image pull can exceed the 10-minute default.",
       ],
     ],
-  };
+  );
 }
 
 /**
@@ -513,21 +518,17 @@ export function grpcPatch(): JsonPatchOp[] {
 }
 
 export function grpcPatchManifest(): Commented<JsonPatchOp[]> {
-  const ops = grpcPatch();
-  const at = (path: string) => ops.findIndex((o) => o.path === path);
-  return {
-    object: ops,
-    header: [
-      GENERATED_HEADER(SOURCE),
-      "",
+  return patchManifest(
+    grpcPatch(),
+    [
       `The gRPC variant: a JSON patch (RFC 6902) of the base Service, applied by`,
       `overlays/grpc/kustomization.yaml. The result is a second Knative Service, ${GRPC.serviceName},`,
       "beside the REST one: same image, model store, autoscaling and resources, but its revisions",
       "speak gRPC (the Open Inference Protocol's GRPCInferenceService) over cleartext HTTP/2.",
-    ].join("\n"),
-    comments: [
+    ],
+    [
       [
-        [at("/metadata/name")],
+        "/metadata/name",
         [
           "A Service of its own. Knative picks a revision's wire protocol from its port name, and one",
           "Service splits traffic across its revisions: gRPC calls that landed on an HTTP/1.1 revision",
@@ -535,7 +536,7 @@ export function grpcPatchManifest(): Commented<JsonPatchOp[]> {
         ].join("\n"),
       ],
       [
-        [at("/spec/template/spec/containers/0/ports/0/name")],
+        "/spec/template/spec/containers/0/ports/0/name",
         [
           `${GRPC_PORT_NAME}: Knative routes cleartext HTTP/2 with prior knowledge to a port of this name, from the`,
           "ingress through the activator and queue-proxy to the container, which gRPC needs (HTTP/1.1",
@@ -547,11 +548,11 @@ export function grpcPatchManifest(): Commented<JsonPatchOp[]> {
         ].join("\n"),
       ],
       [
-        [at("/spec/template/spec/containers/0/env/-")],
+        "/spec/template/spec/containers/0/env/-",
         `${ENV.protocol}=${GRPC.protocol}: the server adds gRPC (h2c) to its HTTP/1.1 port. Set on the container, not in the\nConfigMap, because it belongs with the port name above: one without the other does not work.`,
       ],
       [
-        [at("/spec/template/spec/containers/0/readinessProbe")],
+        "/spec/template/spec/containers/0/readinessProbe",
         [
           `grpc.health.v1.Health/Check of ${GRPC_SERVICE}: SERVING once the model has loaded,`,
           "NOT_SERVING while loading or draining. The queue-proxy runs it (Knative rewrites readiness",
@@ -560,7 +561,7 @@ export function grpcPatchManifest(): Commented<JsonPatchOp[]> {
         ].join("\n"),
       ],
       [
-        [at("/spec/template/spec/containers/0/livenessProbe")],
+        "/spec/template/spec/containers/0/livenessProbe",
         [
           `grpc.health.v1.Health/Check of "${GRPC_HEALTH_SERVICES.liveness}": SERVING whenever the process answers, loading`,
           `or not (the readiness names report NOT_SERVING while a model loads, which as a liveness check`,
@@ -569,5 +570,5 @@ export function grpcPatchManifest(): Commented<JsonPatchOp[]> {
         ].join("\n"),
       ],
     ],
-  };
+  );
 }

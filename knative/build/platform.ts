@@ -27,6 +27,7 @@ import { REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE } from "../../runtime/src/cloud
 import { ASYNC_PATHS } from "../../runtime/src/constants.js";
 import { REQUEST_DELIVERY, SINK_DELIVERY, type DeliverySpec, type Destination, type KReference } from "./eventing.js";
 import {
+  annotationPath,
   containerSecurityContext,
   labels,
   modelVolume,
@@ -171,7 +172,6 @@ const ENV_COMMENTS: Record<string, string> = {
 };
 
 const SERVER_ENV = "/spec/template/spec/containers/0/env/-";
-const annotationPath = (key: string) => `/spec/template/metadata/annotations/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`;
 
 /** The async Service: a JSON patch of knative/base's Service, as overlays/grpc makes the gRPC one. */
 export function asyncPatch(): JsonPatchOp[] {

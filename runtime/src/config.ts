@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { DEFAULT_HTTP_PORT, ENV, PROTOCOLS } from "./constants.js";
+import { DEFAULT_HTTP_PORT, ENV, PROTOCOLS, USER_ID_PATTERN, USER_ID_RULE } from "./constants.js";
 import { MODEL_NAME_PATTERN } from "./repository/repository.js";
 import { ExecutionProviderSchema } from "./repository/settings.js";
 
@@ -87,7 +87,7 @@ export const ConfigSchema = z
           }
         },
         z.record(
-          z.string().regex(/^[\w.@:+-]{1,128}$/, "user ids are 1 to 128 letters, digits, '_', '.', '@', ':', '+' or '-'"),
+          z.string().regex(USER_ID_PATTERN, `user ids are ${USER_ID_RULE}`),
           z.object({ requests: z.number().int().min(0).optional(), tokens: z.number().int().min(0).optional() }).strict(),
           { error: (issue) => (issue.code === "invalid_type" ? 'expected a JSON object such as {"alice": {"requests": 100, "tokens": 5000}}' : undefined) },
         ),

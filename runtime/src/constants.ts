@@ -67,6 +67,10 @@ export const ENV = {
   quotaOnStoreError: "QUOTA_ON_STORE_ERROR",
 } as const;
 
+/** A user id as quotas, usage and the async API take it (USER_HEADER, user_id, QUOTA_USERS keys). */
+export const USER_ID_PATTERN = /^[\w.@:+-]{1,128}$/;
+export const USER_ID_RULE = "1 to 128 letters, digits, '_', '.', '@', ':', '+' or '-'";
+
 /** The async API's paths (rest/async.ts). */
 export const ASYNC_PATHS = {
   submit: "/api/v1/inference",

@@ -8,7 +8,8 @@
  */
 import type { Logger } from "pino";
 import { REQUEST_EVENT_TYPE } from "../cloudevents/constants.js";
-import { loadSdk, sdk } from "../cloudevents/sdk.js";
+import { httpMessage, loadSdk, sdk } from "../cloudevents/sdk.js";
+import { redactUrl } from "../logging.js";
 
 /** Extensions on request events (CloudEvents extension names: a-z0-9, at most 20 characters). */
 export const ASYNC_EXTENSIONS = { userId: "userid", correlationId: "correlationid", model: "model", modelVersion: "modelversion" } as const;
@@ -58,7 +59,7 @@ export class BrokerQueue implements RequestQueue {
 
   async publish(request: QueuedRequest): Promise<void> {
     await loadSdk();
-    const { CloudEvent, HTTP } = sdk();
+    const { CloudEvent } = sdk();
     const attributes: Record<string, unknown> = {
       specversion: "1.0",
       id: request.id,
@@ -71,14 +72,13 @@ export class BrokerQueue implements RequestQueue {
       [ASYNC_EXTENSIONS.correlationId]: request.id,
     };
     if (request.modelVersion !== undefined) attributes[ASYNC_EXTENSIONS.modelVersion] = request.modelVersion;
-    const message = HTTP.binary(new CloudEvent<unknown>({ ...attributes, data: JSON.stringify(request.request) }));
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(message.headers)) if (v !== undefined) headers[k] = String(v);
+    const message = httpMessage(new CloudEvent<unknown>({ ...attributes, data: JSON.stringify(request.request) }), "binary");
+    const headers = message.headers;
     if (this.authorization) headers.authorization = this.authorization;
     let last = "";
     for (let attempt = 1; attempt <= this.options.attempts; attempt++) {
       try {
-        const res = await fetch(this.target, { method: "POST", headers, body: message.body as string, signal: AbortSignal.timeout(this.options.timeoutMs) });
+        const res = await fetch(this.target, { method: "POST", headers, body: message.body, signal: AbortSignal.timeout(this.options.timeoutMs) });
         await res.arrayBuffer();
         if (res.ok) return;
         last = `the broker answered ${res.status}`;
@@ -91,22 +91,10 @@ export class BrokerQueue implements RequestQueue {
         await sleep(100 * 2 ** attempt * (0.5 + Math.random()));
       }
     }
-    throw new Error(`could not publish the request to ${redact(this.sink)}: ${last}`);
+    throw new Error(`could not publish the request to ${redactUrl(this.target)}: ${last}`);
   }
 
   async close(): Promise<void> {}
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = "";
-    u.password = "";
-    if (u.search) u.search = "?REDACTED";
-    return u.toString();
-  } catch {
-    return "the sink";
-  }
 }
 
 /**

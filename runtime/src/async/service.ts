@@ -20,6 +20,7 @@ import type { InferenceRequest } from "../dataplane/types.js";
 import type { Metrics } from "../metrics.js";
 import type { ModelSettings } from "../repository/settings.js";
 import type { QueuedRequest, RequestQueue } from "./queue.js";
+import { USER_ID_PATTERN, USER_ID_RULE } from "../constants.js";
 import { isTransientError } from "./store/postgres.js";
 import { countTokens, tokenRuleOf } from "./tokens.js";
 import { windowStart, type AsyncRequestRecord, type QuotaLimits, type RequestStore, type Usage } from "./types.js";
@@ -52,12 +53,10 @@ export type WorkOutcome =
   /** Not a queued request of this platform: the caller treats the event as an ordinary one. */
   | { kind: "unknown" };
 
-const USER_ID = /^[\w.@:+-]{1,128}$/;
-
-/** A user id as the async API accepts it: the same characters a request id may have. */
+/** A user id as the async API accepts it. */
 export function checkUserId(userId: unknown, from: string): string {
-  if (typeof userId !== "string" || !USER_ID.test(userId)) {
-    throw invalidInput(`${from} must be a user id of 1 to 128 letters, digits, '_', '.', '@', ':', '+' or '-'`);
+  if (typeof userId !== "string" || !USER_ID_PATTERN.test(userId)) {
+    throw invalidInput(`${from} must be a user id of ${USER_ID_RULE}`);
   }
   return userId;
 }

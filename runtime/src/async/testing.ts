@@ -11,7 +11,7 @@ import { Writable } from "node:stream";
 import { pino, type Logger } from "pino";
 import { buildSimple } from "../../../models/build/simple.js";
 import { writeRepository } from "../testing/fixtures.js";
-import type { ReceivedRequest, Reply } from "../cloudevents/testing.js";
+import { request, type ReceivedRequest, type Reply } from "../cloudevents/testing.js";
 
 export const SENTIMENT_ONNX = join(import.meta.dirname, "../../../models/sentiment/1/model.onnx");
 export const SENTIMENT_SETTINGS = join(import.meta.dirname, "../../../models/sentiment/model-settings.json");
@@ -26,24 +26,8 @@ export async function asyncRepository(extra: Record<string, Uint8Array | string>
   });
 }
 
-export interface HttpResult {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  json: any;
-}
-
-export async function request(url: string, init: RequestInit = {}): Promise<HttpResult> {
-  const res = await fetch(url, init);
-  const body = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: Object.fromEntries(res.headers), body, json };
-}
+export type HttpResult = Reply;
+export { request };
 
 export function postJsonTo(url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
   return request(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });

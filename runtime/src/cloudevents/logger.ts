@@ -28,7 +28,7 @@ import type { InferenceRequest } from "../dataplane/types.js";
 import { redactUrl } from "../logging.js";
 import { Metrics } from "../metrics.js";
 import { EXTENSIONS, JSON_MEDIA_TYPE, LOGGER_REQUEST_TYPE, LOGGER_RESPONSE_TYPE, responseEventSource } from "./constants.js";
-import { loadSdk, sdk } from "./sdk.js";
+import { httpMessage, loadSdk, sdk } from "./sdk.js";
 
 export type LoggerMode = "all" | "request" | "response";
 type Inference = Parameters<InferenceListener>[0];
@@ -309,10 +309,9 @@ export class InferenceLogger {
   }
 
   private async deliver(event: CloudEvent<string>): Promise<void> {
-    const message = sdk().HTTP.binary(event);
-    const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(message.headers)) if (value !== undefined) headers[name] = String(value);
-    const body = Buffer.from(message.body as string, "utf8");
+    const message = httpMessage(event, "binary");
+    const headers = message.headers;
+    const body = Buffer.from(message.body, "utf8");
     headers["content-length"] = String(body.byteLength);
     let last = "";
     let attempt = 1;

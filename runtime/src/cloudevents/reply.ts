@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { InferenceResponse } from "../dataplane/types.js";
 import { EXTENSIONS, JSON_MEDIA_TYPE, responseEventSource } from "./constants.js";
 import { extensionsOf, type CloudEventMode } from "./receive.js";
-import { sdk } from "./sdk.js";
+import { httpMessage, sdk } from "./sdk.js";
 
 export interface ReplyOptions {
   /** The reply's type (CE_TYPE). */
@@ -59,21 +59,19 @@ export interface ReplyMessage {
   body: string;
 }
 
+/** An event with these attributes and data, in the request's mode: binary carries the JSON text as is, structured embeds it. */
+function eventMessage(mode: CloudEventMode, attributes: Record<string, unknown>, json: string): ReplyMessage {
+  const { CloudEvent } = sdk(); // loaded by receiveCloudEvent()
+  return httpMessage(new CloudEvent<unknown>({ ...attributes, data: mode === "binary" ? json : (JSON.parse(json) as unknown) }), mode);
+}
+
 /**
  * The reply as an HTTP message. `json` is the reply's data as JSON text: in
  * binary mode it is the body as is; in structured mode it is parsed so the SDK
  * can embed it in the envelope.
  */
 export function replyMessage(mode: CloudEventMode, request: CloudEvent<unknown>, response: InferenceResponse, json: string, options: ReplyOptions): ReplyMessage {
-  const attributes = replyAttributes(request, response, options);
-  const { CloudEvent, HTTP } = sdk(); // loaded by receiveCloudEvent()
-  const event = new CloudEvent<unknown>({ ...attributes, data: mode === "binary" ? json : (JSON.parse(json) as unknown) });
-  const message = mode === "binary" ? HTTP.binary(event) : HTTP.structured(event);
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(message.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
-  }
-  return { headers, body: message.body as string };
+  return eventMessage(mode, replyAttributes(request, response, options), json);
 }
 
 /**
@@ -84,13 +82,5 @@ export function replyMessage(mode: CloudEventMode, request: CloudEvent<unknown>,
 export function failureReplyMessage(mode: CloudEventMode, request: CloudEvent<unknown>, model: string, error: string, options: ReplyOptions): ReplyMessage {
   const attributes = replyAttributes(request, { modelName: model, modelVersion: "", outputs: [] }, options);
   delete attributes[EXTENSIONS.modelVersion];
-  const { CloudEvent, HTTP } = sdk();
-  const json = JSON.stringify({ error });
-  const event = new CloudEvent<unknown>({ ...attributes, data: mode === "binary" ? json : ({ error } as unknown) });
-  const message = mode === "binary" ? HTTP.binary(event) : HTTP.structured(event);
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(message.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
-  }
-  return { headers, body: message.body as string };
+  return eventMessage(mode, attributes, JSON.stringify({ error }));
 }

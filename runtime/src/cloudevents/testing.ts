@@ -16,11 +16,9 @@ export interface Reply {
   json: any;
 }
 
-/** POSTs an SDK message (HTTP.binary / HTTP.structured), with extra or overriding headers. */
-export async function post(url: string, message: { headers: Record<string, unknown>; body: unknown }, extra: Record<string, string> = {}): Promise<Reply> {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(message.headers)) if (v !== undefined) headers[k] = String(v);
-  const res = await fetch(url, { method: "POST", headers: { ...headers, ...extra }, body: message.body as string });
+/** fetch, with the body read as text and, when it is JSON, parsed. */
+export async function request(url: string, init: RequestInit = {}): Promise<Reply> {
+  const res = await fetch(url, init);
   const body = await res.text();
   let json: unknown;
   try {
@@ -29,6 +27,13 @@ export async function post(url: string, message: { headers: Record<string, unkno
     json = undefined;
   }
   return { status: res.status, headers: Object.fromEntries(res.headers), body, json };
+}
+
+/** POSTs an SDK message (HTTP.binary / HTTP.structured), with extra or overriding headers. */
+export function post(url: string, message: { headers: Record<string, unknown>; body: unknown }, extra: Record<string, string> = {}): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(message.headers)) if (v !== undefined) headers[k] = String(v);
+  return request(url, { method: "POST", headers: { ...headers, ...extra }, body: message.body as string });
 }
 
 /** The reply as a CloudEvent, parsed by the SDK (binary or structured, as the reply says). */
