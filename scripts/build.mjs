@@ -12,6 +12,7 @@
 // `BUILD_ANALYZE=1 npm run build` prints what takes the space.
 import { build } from "esbuild";
 import { existsSync } from "node:fs";
+import { copyFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
 const common = {
@@ -76,6 +77,12 @@ if (existsSync("runtime/src/puller/cli.ts")) {
 // The migration runner (`node bin/migrate.js`, the Kubernetes migration Job); finds runtime/migrations/ at run time.
 if (existsSync("runtime/src/async/store/migrate-cli.ts")) {
   builds.push(build({ ...common, entryPoints: { migrate: "runtime/src/async/store/migrate-cli.ts" }, packages: "external" }));
+}
+
+// The model instance worker (runtime/src/backends/instance-worker.mjs) starts from its own file: it goes
+// beside the bundle, where the server's `new URL("./instance-worker.mjs", import.meta.url)` finds it.
+if (existsSync("runtime/src/backends/instance-worker.mjs")) {
+  builds.push(mkdir("dist", { recursive: true }).then(() => copyFile("runtime/src/backends/instance-worker.mjs", "dist/instance-worker.mjs")));
 }
 
 await Promise.all(builds);

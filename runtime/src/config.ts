@@ -41,6 +41,11 @@ export const ConfigSchema = z
     requestTimeoutMs: z.coerce.number({ error: "expected milliseconds" }).int().positive().default(60_000),
     /** Requests one model may have in progress before new ones get 503 with Retry-After. */
     maxInflightPerModel: z.coerce.number({ error: "expected a number" }).int().positive().default(1024),
+    /**
+     * Request body bytes held in memory at once, all requests together; past it, 503 with Retry-After.
+     * Unset: derived at start from the container memory limit (runtime/src/admission/limits.ts).
+     */
+    maxBufferedRequestBytes: z.coerce.number({ error: "expected a number of bytes" }).int().positive().optional(),
     /** On SIGTERM: readiness turns 503 at once; new connections are still taken for this long (endpoints update). */
     drainDelayMs: z.coerce.number({ error: "expected milliseconds" }).int().min(0).default(2_000),
     /** On SIGTERM: the longest to wait for in-flight work before exiting anyway (keep below terminationGracePeriodSeconds). */
@@ -122,6 +127,7 @@ const SOURCES: Record<Key, { env: string; flags: string[] }> = {
   logFormat: { env: ENV.logFormat, flags: ["--log-format"] },
   requestTimeoutMs: { env: ENV.requestTimeoutMs, flags: ["--request-timeout-ms"] },
   maxInflightPerModel: { env: ENV.maxInflightPerModel, flags: ["--max-inflight-per-model"] },
+  maxBufferedRequestBytes: { env: ENV.maxBufferedRequestBytes, flags: ["--max-buffered-request-bytes"] },
   drainDelayMs: { env: ENV.drainDelayMs, flags: ["--drain-delay-ms"] },
   drainTimeoutMs: { env: ENV.drainTimeoutMs, flags: ["--drain-timeout-ms"] },
   warmup: { env: ENV.warmup, flags: ["--warmup"] },
@@ -171,6 +177,9 @@ Options (each also settable by the environment variable shown):
   --log-format json|pretty       log lines (LOG_FORMAT, default json)
   --request-timeout-ms N         answer 504 after N ms (REQUEST_TIMEOUT_MS, default 60000)
   --max-inflight-per-model N     503 with Retry-After beyond N (MAX_INFLIGHT_PER_MODEL, default 1024)
+  --max-buffered-request-bytes N request bytes held in memory at once, all requests together; 503 with
+                                 Retry-After beyond (MAX_BUFFERED_REQUEST_BYTES, default a quarter of the
+                                 container memory limit, else of the machine's memory, at most 1 GiB)
   --drain-delay-ms N             on SIGTERM keep accepting for N ms (DRAIN_DELAY_MS, default 2000)
   --drain-timeout-ms N           on SIGTERM wait at most N ms for in-flight work (DRAIN_TIMEOUT_MS, default 25000)
   --warmup BOOL                  one inference per model before ready (MODEL_WARMUP, default true)

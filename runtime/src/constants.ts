@@ -32,6 +32,8 @@ export const ENV = {
   logFormat: "LOG_FORMAT",
   requestTimeoutMs: "REQUEST_TIMEOUT_MS",
   maxInflightPerModel: "MAX_INFLIGHT_PER_MODEL",
+  /** The budget of request body bytes held in memory at once, all requests together. */
+  maxBufferedRequestBytes: "MAX_BUFFERED_REQUEST_BYTES",
   drainDelayMs: "DRAIN_DELAY_MS",
   drainTimeoutMs: "DRAIN_TIMEOUT_MS",
   warmup: "MODEL_WARMUP",
@@ -117,4 +119,18 @@ export const METRICS = {
   asyncRequests: "inference_server_async_requests_total",
   /** Quota decisions by outcome: admitted, rejected, store_error_refused, store_error_admitted. */
   quotaDecisions: "inference_server_quota_decisions_total",
+  /** Request body bytes held in memory now (reserved against MAX_BUFFERED_REQUEST_BYTES), and that budget. */
+  requestBytesBuffered: "inference_server_request_bytes_buffered",
+  requestBytesBudget: "inference_server_request_bytes_budget",
+  /**
+   * Requests refused before their body was read, by reason: not_ready, inflight_limit,
+   * batch_queue_full (503), memory_budget (503, MAX_BUFFERED_REQUEST_BYTES), too_large (413).
+   */
+  admissionRefusals: "inference_server_admission_refusals_total",
+  /** Connections Node's HTTP parser answered itself (408 request timeout, 400 bad request, ...), by status and error code. */
+  clientErrors: "inference_server_client_errors_total",
+  /** Model instances (worker threads) restarted after stopping unexpectedly. */
+  instanceRestarts: "inference_server_model_instance_restarts_total",
+  /** Model instances by state (live, restarting). */
+  modelInstances: "inference_server_model_instances",
 } as const;

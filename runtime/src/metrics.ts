@@ -103,6 +103,47 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly instanceRestarts = new Counter({
+    name: METRICS.instanceRestarts,
+    help: "Model instances (worker threads) that stopped unexpectedly and were started again, by model, version and instance",
+    labelNames: ["model", "version", "instance"] as const,
+    registers: [this.registry],
+  });
+
+  /** Filled at scrape time from the registry (server.ts), like model_ready. */
+  readonly modelInstances = new Gauge({
+    name: METRICS.modelInstances,
+    help: "Model instances (worker threads) by model, version and state: live (running or idle) or restarting",
+    labelNames: ["model", "version", "state"] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestBytesBuffered = new Gauge({
+    name: METRICS.requestBytesBuffered,
+    help: "Request body bytes held in memory now (declared lengths reserved before reading, inflated sizes), all requests together",
+    registers: [this.registry],
+  });
+
+  readonly requestBytesBudget = new Gauge({
+    name: METRICS.requestBytesBudget,
+    help: "The budget of request body bytes held in memory at once (MAX_BUFFERED_REQUEST_BYTES)",
+    registers: [this.registry],
+  });
+
+  readonly admissionRefusals = new Counter({
+    name: METRICS.admissionRefusals,
+    help: "Requests refused before their body was read, by reason: not_ready, inflight_limit, batch_queue_full, memory_budget (503), too_large (413)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly clientErrors = new Counter({
+    name: METRICS.clientErrors,
+    help: "Connections Node's HTTP server answered itself before the application saw a request: 408 (request timeout), 400 (bad request), 431, ...; status_code \"\" when the client was gone",
+    labelNames: ["status_code", "code"] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -7,6 +7,7 @@ import type { AddressInfo, Server as NetServer } from "node:net";
 import type { Server } from "node:http";
 import type { Logger } from "pino";
 import packageJson from "../../package.json" with { type: "json" };
+import type { ModelBackend } from "./backends/backend.js";
 import { OnnxRuntimeBackend } from "./backends/onnxruntime.js";
 import { ConfigSchema, type Config, type ConfigInput } from "./config.js";
 import { DataPlane } from "./dataplane/dataplane.js";
@@ -16,6 +17,7 @@ import { Metrics } from "./metrics.js";
 import { ModelRegistry } from "./registry/registry.js";
 import { ModelRepository, SingleModelDirectory, type ModelSource } from "./repository/repository.js";
 import { createApp } from "./rest/app.js";
+import { clientErrorHandler } from "./rest/client-errors.js";
 import { InferenceLogger } from "./cloudevents/logger.js";
 import type { GrpcTransport } from "./grpc/transport.js";
 import type { AsyncSetup } from "./async/setup.js";
@@ -51,6 +53,8 @@ export interface StartOptions {
   /** Resolve only once every model has loaded (default true); false lets callers watch readiness change. */
   waitForModels?: boolean;
   logger?: Logger;
+  /** The model backend; the ONNX Runtime one by default (tests wrap it, e.g. to hold a run at a gate). */
+  backend?: ModelBackend;
 }
 
 export async function startServer(input: ConfigInput = {}, options: StartOptions = {}): Promise<RunningServer> {
@@ -67,7 +71,10 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   };
   logger.info({ config: redacted }, "starting");
   const metrics = new Metrics();
-  const backend = new OnnxRuntimeBackend({ executionProviders: config.executionProviders });
+  const backend = options.backend ?? new OnnxRuntimeBackend({
+    executionProviders: config.executionProviders,
+    onInstanceExit: ({ model, version, instance }) => metrics.instanceRestarts.inc({ model, version, instance: String(instance) }),
+  });
   const registry = new ModelRegistry(backend, logger, {
     warmup: config.warmup,
     observe: (model, version) => ({
@@ -100,6 +107,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   const repository = new ModelRepositoryHandlers(source, registry);
   const app = createApp(dataPlane, repository, {
     maxRequestBytes: config.maxRequestBytes,
+    maxBufferedRequestBytes: config.maxBufferedRequestBytes,
     logger,
     metrics,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -124,6 +132,8 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
       keepAliveTimeout: 65_000,
     },
   }) as Server;
+  // Node's own answers (408 when a body did not arrive within requestTimeout, 400 for unparsable requests): logged and counted.
+  server.on("clientError", clientErrorHandler({ logger, metrics, requestTimeoutMs: config.requestTimeoutMs }));
   // PROTOCOL=grpc: the same port also answers gRPC over h2c (runtime/src/grpc), loaded only then.
   let grpc: GrpcTransport | undefined;
   let listener: Server | NetServer = server;

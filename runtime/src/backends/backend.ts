@@ -14,13 +14,25 @@ export interface TensorMetadata {
   shape: number[];
 }
 
+export interface InferOptions {
+  /**
+   * The caller no longer needs the input arrays: they may be handed to another thread
+   * without a copy (and are unusable afterwards).
+   */
+  transfer?: boolean;
+}
+
 export interface LoadedModel {
   readonly platform: string;
   readonly inputs: readonly TensorMetadata[];
   readonly outputs: readonly TensorMetadata[];
   /** Execution providers actually in use, in priority order (e.g. ["cpu"] after a CUDA fallback). */
   readonly executionProviders: readonly string[];
-  infer(inputs: readonly Tensor[], outputNames: readonly string[], parameters?: Parameters): Promise<Tensor[]>;
+  /** Copies of the model that run side by side (worker-thread instances); 1 when absent. */
+  readonly instanceCount?: number;
+  /** Instances able to run now (the others are starting again after a failure). */
+  liveInstances?(): number;
+  infer(inputs: readonly Tensor[], outputNames: readonly string[], parameters?: Parameters, options?: InferOptions): Promise<Tensor[]>;
   unload(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@
  * run together, concatenated along the first (batch) dimension, in a single
  * model execution; each gets back exactly its own rows and its own outputs.
  *
- * Forming a batch (whenever no execution of this version is running):
+ * Forming a batch (whenever an instance of this version is free):
  *   - the oldest request leads; later requests join in arrival order when their
  *     non-batch dimensions match its own and their rows still fit max_batch_size
  *     (a request that cannot join waits for a later batch, never longer than
@@ -12,9 +12,9 @@
  *     the largest preferred size that the waiting requests make up runs at once;
  *   - otherwise the batch waits until the oldest request has waited
  *     max_queue_delay_microseconds (0: not at all), then runs as large as it is.
- * One execution runs at a time: onnxruntime-node runs each session.run on the
- * event-loop thread anyway, and requests arriving during a run form the next
- * batch.
+ * As many executions run at once as the model has instances (worker threads,
+ * runtime/src/backends/instances.ts): a batch forms whenever an instance is
+ * free, and requests arriving while every instance is busy form the next batch.
  *
  * A request that cannot be batched (an input without a batch dimension, inputs
  * that disagree on it, zero rows) runs alone. When a batched run fails, every
@@ -22,7 +22,7 @@
  * have got without batching: one client's bad input cannot fail its neighbours.
  */
 import type { Logger } from "pino";
-import type { LoadedModel } from "../backends/backend.js";
+import type { InferOptions, LoadedModel } from "../backends/backend.js";
 import type { Parameters } from "../tensor/tensor.js";
 import { InferenceError } from "../dataplane/errors.js";
 import type { ModelStatistics } from "../registry/statistics.js";
@@ -53,6 +53,8 @@ interface Pending {
   outputNames: readonly string[];
   /** Passed on when the request runs alone; a batch of several runs without request parameters. */
   parameters: Parameters | undefined;
+  /** The caller lets go of its input arrays (InferOptions.transfer). */
+  transfer: boolean;
   /** Rows along the batch dimension; undefined: runs alone. */
   rows: number | undefined;
   key: string;
@@ -66,7 +68,9 @@ export class BatchingConfigError extends Error {}
 
 export class DynamicBatcher {
   private queue: Pending[] = [];
-  private running = false;
+  /** Executions in progress; at most `concurrency`. */
+  private running = 0;
+  private readonly concurrency: number;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private readonly delayMs: number;
@@ -94,6 +98,7 @@ export class DynamicBatcher {
     this.delayMs = options.batching.max_queue_delay_microseconds / 1000;
     this.preferred = new Set(options.batching.preferred_batch_size);
     this.inputOrder = model.inputs.map((t) => t.name);
+    this.concurrency = Math.max(1, model.instanceCount ?? 1);
   }
 
   /** Requests waiting for an execution (not counting those in the running one). */
@@ -105,7 +110,7 @@ export class DynamicBatcher {
    * Runs one request's (validated) inputs, batched with others when possible.
    * Rejects with 503 and Retry-After when the queue is full.
    */
-  infer(inputs: readonly Tensor[], outputNames: readonly string[], parameters?: Parameters): Promise<BatchedResult> {
+  infer(inputs: readonly Tensor[], outputNames: readonly string[], parameters?: Parameters, options: InferOptions = {}): Promise<BatchedResult> {
     const limit = this.options.batching.max_queue_size;
     if (this.closed) {
       return Promise.reject(new InferenceError(503, `model '${this.options.model}' version ${this.options.version} is unloading; retry shortly`, { "retry-after": "1" }));
@@ -119,7 +124,7 @@ export class DynamicBatcher {
     }
     const ordered = this.inModelOrder(inputs);
     return new Promise<BatchedResult>((resolve, reject) => {
-      this.queue.push({ inputs: ordered, outputNames, parameters, rows: batchRows(ordered), key: batchKey(ordered), enqueued: performance.now(), resolve, reject });
+      this.queue.push({ inputs: ordered, outputNames, parameters, transfer: options.transfer === true, rows: batchRows(ordered), key: batchKey(ordered), enqueued: performance.now(), resolve, reject });
       this.schedule();
     });
   }
@@ -148,12 +153,14 @@ export class DynamicBatcher {
   }
 
   private schedule(): void {
-    if (this.running || this.queue.length === 0) return;
+    if (this.running >= this.concurrency || this.queue.length === 0) return;
     const now = performance.now();
     const batch = this.pick(now);
     if (batch) {
       this.clearWait();
       void this.execute(batch);
+      // Another instance may be free for the next batch.
+      this.schedule();
       return;
     }
     if (this.timer || this.immediate) return;
@@ -203,7 +210,7 @@ export class DynamicBatcher {
   }
 
   private async execute(batch: Pending[]): Promise<void> {
-    this.running = true;
+    this.running++;
     try {
       if (batch.length === 1) await this.runAlone(batch[0]!);
       else await this.runTogether(batch);
@@ -211,7 +218,7 @@ export class DynamicBatcher {
       // A fault in the batcher itself: no request may be left waiting (settled ones ignore this).
       for (const p of batch) p.reject(err);
     } finally {
-      this.running = false;
+      this.running--;
       this.schedule();
     }
   }
@@ -221,7 +228,7 @@ export class DynamicBatcher {
     const started = performance.now();
     this.options.statistics.executionCount++;
     try {
-      const outputs = await this.model.infer(p.inputs, p.outputNames, p.parameters);
+      const outputs = await this.model.infer(p.inputs, p.outputNames, p.parameters, { transfer: p.transfer });
       const computeMs = performance.now() - started;
       this.options.statistics.executed(p.rows ?? 1, computeMs);
       p.resolve({ outputs, queueMs: started - p.enqueued, computeMs });
@@ -238,7 +245,8 @@ export class DynamicBatcher {
     let outputs: Tensor[];
     this.options.statistics.executionCount++;
     try {
-      outputs = await this.model.infer(inputs, union);
+      // The concatenated inputs are the batcher's own: handed over without a copy.
+      outputs = await this.model.infer(inputs, union, undefined, { transfer: true });
     } catch {
       // Some request in the batch is one the model refuses: let each find out for itself.
       await this.runEachAlone(batch);

@@ -4,6 +4,7 @@
  * statistics stay truthful: queue time, compute time, and one execution per
  * model run (a batch of several requests counts once).
  */
+import type { InferOptions } from "../backends/backend.js";
 import type { ReadyModelVersion } from "../registry/registry.js";
 import { ModelStatistics } from "../registry/statistics.js";
 import type { InferenceRequest } from "../dataplane/types.js";
@@ -15,17 +16,17 @@ export function requestRows(request: InferenceRequest, maxBatchSize: number): nu
 }
 
 /** Runs a validated request; `dispatched` is when validation finished (performance.now()). */
-export async function execute(entry: ReadyModelVersion, request: InferenceRequest, outputNames: readonly string[], dispatched: number): Promise<Tensor[]> {
+export async function execute(entry: ReadyModelVersion, request: InferenceRequest, outputNames: readonly string[], dispatched: number, options: InferOptions = {}): Promise<Tensor[]> {
   const { stats } = entry.statistics;
   if (entry.batcher) {
-    const result = await entry.batcher.infer(request.inputs, outputNames, request.parameters);
+    const result = await entry.batcher.infer(request.inputs, outputNames, request.parameters, options);
     ModelStatistics.add(stats.queue, result.queueMs);
     entry.statistics.observer?.queued(result.queueMs);
     ModelStatistics.add(stats.compute_infer, result.computeMs);
     return result.outputs;
   }
   ModelStatistics.add(stats.queue, 0);
-  const outputs = await entry.model.infer(request.inputs, outputNames, request.parameters);
+  const outputs = await entry.model.infer(request.inputs, outputNames, request.parameters, options);
   const computeMs = performance.now() - dispatched;
   ModelStatistics.add(stats.compute_infer, computeMs);
   entry.statistics.executionCount++;

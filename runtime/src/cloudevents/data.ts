@@ -20,7 +20,7 @@ import { invalidInput } from "../dataplane/errors.js";
 import type { InferenceRequest, InferenceResponse } from "../dataplane/types.js";
 import { formatZodError } from "../dataplane/zod-errors.js";
 import type { ModelRegistry } from "../registry/registry.js";
-import { V1PredictRequestSchema } from "../rest/schemas.js";
+import { V1PredictRequestSchema } from "../codecs/schemas.js";
 import { preview } from "../tensor/datatypes.js";
 
 /** Where the event arrived: POST /, the V2 infer endpoint, or the V1 predict endpoint. */

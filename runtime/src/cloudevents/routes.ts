@@ -11,11 +11,12 @@
  */
 import { Hono, type Context } from "hono";
 import type { Logger } from "pino";
-import type { DataPlane } from "../dataplane/dataplane.js";
+import type { AdmittedModel, DataPlane } from "../dataplane/dataplane.js";
 import { InferenceError, invalidInput } from "../dataplane/errors.js";
 import { MODEL_NAME_PATTERN, VERSION_PATTERN } from "../repository/repository.js";
 import { modelParams, checkModelName } from "../rest/params.js";
 import { markInference, noteClassification, requestIdOf } from "../rest/request-context.js";
+import { reserveDeclaredBody } from "../rest/body.js";
 import { preview } from "../tensor/datatypes.js";
 import { CE_BATCH, EXTENSIONS, REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE } from "./constants.js";
 import { prepareInference, type Endpoint } from "./data.js";
@@ -93,11 +94,23 @@ export function cloudEventRoutes(dataPlane: DataPlane, options: CloudEventOption
     if (mode === "batch") {
       throw new InferenceError(415, `batched CloudEvents (${CE_BATCH}) are not supported: send one event per request, in binary or structured mode`);
     }
-    // A model addressed by path is resolved first, as on the REST path: an unknown model is a 404 whatever was sent.
+    // A model addressed by path is admitted first, as on the REST path, before the body is read:
+    // 404 for an unknown model, 503 (Retry-After) when not ready or busy; released in the finally.
+    let admitted: AdmittedModel | undefined;
     if (path) {
       const entry = dataPlane.registry.find(path.name, path.version);
       markInference(c, { model: path.name, version: entry.version, protocol: "cloudevent" });
+      admitted = dataPlane.admit(path.name, path.version);
     }
+    try {
+      return await handleAdmitted(c, mode, endpoint, path, admitted);
+    } finally {
+      admitted?.release();
+    }
+  }
+
+  async function handleAdmitted(c: Context, mode: "binary" | "structured", endpoint: Endpoint, path: { name: string; version?: string } | undefined, admitted: AdmittedModel | undefined) {
+    if (admitted) reserveDeclaredBody(c);
     const received = await receiveCloudEvent(c, mode, options.maxRequestBytes);
     checkType(received.event.type, endpoint);
     let target = path;
@@ -128,7 +141,7 @@ export function cloudEventRoutes(dataPlane: DataPlane, options: CloudEventOption
     const prepared = prepareInference(received.data, endpoint, dataPlane.registry, target.name, target.version);
     const eventUser = received.event[ASYNC_EXTENSIONS.userId];
     const userId = c.get("userId") ?? (eventUser === undefined ? undefined : checkUserId(eventUser, `the event's '${ASYNC_EXTENSIONS.userId}' extension`));
-    const response = await dataPlane.infer(prepared.request, { requestId: requestIdOf(c), protocol: "cloudevent", userId });
+    const response = await dataPlane.infer(prepared.request, { requestId: requestIdOf(c), protocol: "cloudevent", userId }, admitted);
     noteClassification(c, response.outputs);
     const message = replyMessage(received.mode, received.event, response, prepared.encode(response), reply);
     return c.body(message.body, 200, message.headers);

@@ -7,7 +7,7 @@ import type { LoadedModel } from "../backends/backend.js";
 import { invalidInput } from "../dataplane/errors.js";
 import type { InferenceRequest, InferenceResponse } from "../dataplane/types.js";
 import { formatZodError } from "../dataplane/zod-errors.js";
-import { InferenceRequestSchema } from "../rest/schemas.js";
+import { InferenceRequestSchema } from "./schemas.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { decodeBinaryTensor, encodeBinaryData, rawInputShape } from "./binary.js";
 import { decodeJsonTensor, encodeJsonData } from "./json.js";

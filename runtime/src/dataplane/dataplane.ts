@@ -4,12 +4,12 @@
  */
 import type { LoadedModel, TensorMetadata } from "../backends/backend.js";
 import { execute, requestRows } from "../batching/execute.js";
-import { acquire, type ModelRegistry, type ModelState } from "../registry/registry.js";
+import { acquire, type ModelRegistry, type ModelState, type ReadyModelVersion } from "../registry/registry.js";
 import { ModelStatistics } from "../registry/statistics.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
 import { InferenceError, invalidInput } from "./errors.js";
 import type { InferenceRequest, InferenceResponse } from "./types.js";
-import type { Protocol } from "../rest/request-context.js";
+import type { Protocol } from "./context.js";
 import type { ModelSettings } from "../repository/settings.js";
 
 /** What the transport knows about a request that the protocol body does not carry. */
@@ -27,6 +27,18 @@ export interface InferenceContext {
  * runtime/src/async): throws an InferenceError (429, 503) to refuse it.
  */
 export type Admission = (request: InferenceRequest, context: InferenceContext, settings: ModelSettings) => Promise<void>;
+
+/**
+ * A model version admitted for one request (DataPlane.admit): it counts against the
+ * per-model in-flight limit, and holds the version loaded, until release() (idempotent).
+ */
+export interface AdmittedModel {
+  readonly entry: ReadyModelVersion;
+  release(): void;
+}
+
+/** Why admission refused a request, for the refusal metric. */
+export type RefusalReason = "not_ready" | "inflight_limit" | "batch_queue_full";
 
 /** Told of every inference that reached a model, after it finished: success (response) or failure (error). */
 export type InferenceListener = (event: {
@@ -124,6 +136,54 @@ export class DataPlane {
     this.admission = admission;
   }
 
+  private readonly refusalListeners: ((reason: RefusalReason, model: string) => void)[] = [];
+
+  /** Told of every request admit() refuses with a 503 (for metrics). */
+  onRefusal(listener: (reason: RefusalReason, model: string) => void): void {
+    this.refusalListeners.push(listener);
+  }
+
+  private refuse(reason: RefusalReason, model: string, error: InferenceError): InferenceError {
+    for (const listener of this.refusalListeners) listener(reason, model);
+    return error;
+  }
+
+  /**
+   * Admission, decided from the model and version alone, before a transport reads the
+   * request body: 404 for an unknown model or version; 503 with Retry-After when the
+   * version is not READY, has maxInflightPerModel requests in progress, or its dynamic
+   * batch queue is full. An admitted request counts as in flight from here (its body
+   * may still be arriving) until the caller releases it, in a `finally`; pass the
+   * admission to infer() so the request is not counted twice.
+   */
+  admit(name: string, version?: string): AdmittedModel {
+    const entry = this.registry.find(name, version);
+    if (entry.state !== "READY" || !entry.model) {
+      // A broken version needs an operator (or a repository load); the others are moments away.
+      const retryAfter = entry.state === "UNAVAILABLE" ? "30" : "1";
+      throw this.refuse("not_ready", name, new InferenceError(503, `model '${name}' version ${entry.version} is not ready: ${entry.state}${entry.reason ? ` (${entry.reason})` : ""}`, { "retry-after": retryAfter }));
+    }
+    const limit = this.options.maxInflightPerModel;
+    if (limit !== undefined && entry.inflight >= limit) {
+      // Shed load rather than queue without bound: Knative's activator and clients retry a 503.
+      throw this.refuse("inflight_limit", name, new InferenceError(503, `model '${name}' has ${entry.inflight} requests in progress, its limit; retry shortly`, { "retry-after": "1" }));
+    }
+    const queueLimit = entry.settings.dynamic_batching?.max_queue_size ?? 0;
+    if (entry.batcher && queueLimit > 0 && entry.batcher.queued >= queueLimit) {
+      throw this.refuse("batch_queue_full", name, new InferenceError(503, `model '${name}' version ${entry.version}: the batch queue is full (${queueLimit} requests waiting); retry shortly`, { "retry-after": "1" }));
+    }
+    const release = acquire(entry);
+    let released = false;
+    return {
+      entry: entry as ReadyModelVersion,
+      release: () => {
+        if (released) return;
+        released = true;
+        release();
+      },
+    };
+  }
+
   /**
    * Checks a request against its model without running it (what infer() checks
    * first): for requests queued to run later. Returns the version and settings.
@@ -211,15 +271,18 @@ export class DataPlane {
     return metadata;
   }
 
-  async infer(request: InferenceRequest, context: InferenceContext = {}): Promise<InferenceResponse> {
-    const entry = this.registry.findReady(request.modelName, request.modelVersion);
-    const { model, settings, statistics } = entry;
-    const limit = this.options.maxInflightPerModel;
-    if (limit !== undefined && entry.inflight >= limit) {
-      // Shed load rather than queue without bound: Knative's activator and clients retry a 503.
-      throw new InferenceError(503, `model '${request.modelName}' has ${entry.inflight} requests in progress, its limit; retry shortly`, { "retry-after": "1" });
+  /**
+   * Runs a request. `admitted`: the admission a transport obtained before reading the
+   * body (admit()), which the caller releases; without it (gRPC, the async worker)
+   * infer() admits the request itself and releases it when done.
+   */
+  async infer(request: InferenceRequest, context: InferenceContext = {}, admitted?: AdmittedModel): Promise<InferenceResponse> {
+    if (admitted && admitted.entry.name !== request.modelName) {
+      throw new Error(`admitted for model '${admitted.entry.name}' but the request is for '${request.modelName}'`);
     }
-    const release = acquire(entry);
+    const own = admitted ? undefined : this.admit(request.modelName, request.modelVersion);
+    const { entry } = admitted ?? own!;
+    const { model, settings, statistics } = entry;
     const started = performance.now();
     try {
       validateInputs(request.modelName, model, request.inputs, settings.max_batch_size);
@@ -229,7 +292,9 @@ export class DataPlane {
       ModelStatistics.add(statistics.stats.compute_input, dispatched - started);
       // Dynamic batching hook (runtime/src/batching): through the version's batcher when it has one;
       // records queue and compute time, and counts executions (one per batch).
-      const outputs = await execute(entry, request, outputNames, dispatched);
+      // The input arrays cross to the model's worker without a copy unless a listener (the
+      // inference logger) still reads them after the run.
+      const outputs = await execute(entry, request, outputNames, dispatched, { transfer: this.listeners.length === 0 });
       const computed = performance.now();
       const response: InferenceResponse = { modelName: request.modelName, modelVersion: entry.version, outputs };
       if (request.id !== undefined) response.id = request.id;
@@ -245,7 +310,7 @@ export class DataPlane {
       if (this.listeners.length > 0) this.notify({ request, error: err, context, modelVersion: entry.version });
       throw err;
     } finally {
-      release();
+      own?.release();
     }
   }
 

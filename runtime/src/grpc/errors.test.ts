@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildSimple } from "../../../models/build/simple.js";
 import { buildBinaryRequest, bytesTensor } from "../testing/binary-client.js";
 import { healthyLayout, removeRepository, slowInput, slowModel, writeRepository } from "../testing/fixtures.js";
+import { GatedBackend } from "../testing/gated-backend.js";
 import { failure, grpcClient, grpcTarget, type GrpcTestClient } from "../testing/grpc-client.js";
 import { getJson, postJson, startTestServer, type RunningServer } from "../testing/server.js";
 
@@ -22,6 +23,10 @@ let client: GrpcTestClient;
 let quickClient: GrpcTestClient;
 let lockedClient: GrpcTestClient;
 const token = "s3cret-token-from-a-Secret";
+/** The quick server's model runs go through this backend, so a test can hold one past the timeout. */
+const gate = new GatedBackend();
+/** Short, yet ample for the quick calls the timeout tests make around a held run on a busy machine. */
+const QUICK_TIMEOUT_MS = 200;
 
 beforeAll(async () => {
   [repo, quickRepo, lockedRepo] = await Promise.all([
@@ -37,7 +42,7 @@ beforeAll(async () => {
   ]);
   [server, quick, locked] = await Promise.all([
     startTestServer(repo, { protocol: "grpc", maxRequestBytes: 64 * 1024, strictReadiness: false }),
-    startTestServer(quickRepo, { protocol: "grpc", requestTimeoutMs: 40 }),
+    startTestServer(quickRepo, { protocol: "grpc", requestTimeoutMs: QUICK_TIMEOUT_MS }, { backend: gate }),
     startTestServer(lockedRepo, { protocol: "grpc", repositoryApi: "disabled", repositoryApiToken: token }),
   ]);
   client = grpcClient(grpcTarget(server.url));
@@ -45,6 +50,7 @@ beforeAll(async () => {
   lockedClient = grpcClient(grpcTarget(locked.url));
 });
 afterAll(async () => {
+  gate.releaseAll();
   for (const c of [client, quickClient, lockedClient]) c?.close();
   await Promise.all([server?.close(), quick?.close(), locked?.close()]);
   await Promise.all([removeRepository(repo), removeRepository(quickRepo), removeRepository(lockedRepo)]);
@@ -327,25 +333,64 @@ describe("errors of the gRPC encoding", () => {
 });
 
 describe("timeouts and faults", () => {
+  // Runs of "slow" are held at a gate (testing/gated-backend.ts): slow relative to the timeout for certain.
   const slow = (rows: number) => ({ model_name: "slow", inputs: [{ name: "INPUT", datatype: "FP32", shape: [rows, 512] }], raw_input_contents: [slowInput(rows)] });
+  const successes = async () => Number((await quickClient.call("ModelStatistics", { name: "slow" })).response.model_stats[0].inference_stats.success.count ?? 0);
 
   it("past the request timeout the answer is DEADLINE_EXCEEDED with REST's 504 message; the late run still finishes", async () => {
-    const before = Number((await quickClient.call("ModelStatistics", { name: "slow" })).response.model_stats[0].inference_stats.success.count ?? 0);
-    const err = await failure(quickClient.call("ModelInfer", slow(256)));
+    const before = await successes();
+    const grpcRun = gate.hold("slow");
+    const restRun = gate.hold("slow");
+    try {
+      const call = failure(quickClient.call("ModelInfer", slow(4)));
+      await grpcRun.entered;
+      const err = await call;
+      expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(err.details).toBe(`the request did not finish within ${QUICK_TIMEOUT_MS} ms`);
+      const rest = await fetch(`${quick.url}/v2/models/slow/infer`, { method: "POST", body: slowInput(4), headers: { "inference-header-content-length": "0" } });
+      await restRun.entered;
+      expect(rest.status).toBe(504);
+      expect(((await rest.json()) as { error: string }).error).toBe(err.details);
+      // Both runs are still held: the server keeps serving, and has not counted them yet.
+      expect((await quickClient.call("ModelInfer", { model_name: "simple", inputs: simpleInputs().map(grpcInput) })).response.model_name).toBe("simple");
+      expect(await successes()).toBe(before);
+      grpcRun.release();
+      restRun.release();
+      await Promise.all([grpcRun.finished, restRun.finished]);
+      expect(await successes()).toBe(before + 2);
+    } finally {
+      gate.releaseAll();
+    }
+  });
+
+  it("a run that holds the event loop past the timeout (so the timer cannot fire) is DEADLINE_EXCEEDED all the same", async () => {
+    const before = await successes();
+    const run = gate.blockLoop("slow", 2 * QUICK_TIMEOUT_MS);
+    const err = await failure(quickClient.call("ModelInfer", slow(4)));
+    await run.finished;
     expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
-    expect(err.details).toBe("the request did not finish within 40 ms");
-    const rest = await fetch(`${quick.url}/v2/models/slow/infer`, { method: "POST", body: slowInput(256), headers: { "inference-header-content-length": "0" } });
-    expect(rest.status).toBe(504);
-    expect(((await rest.json()) as { error: string }).error).toBe(err.details);
-    expect((await quickClient.call("ModelInfer", { model_name: "simple", inputs: simpleInputs().map(grpcInput) })).response.model_name).toBe("simple");
-    const after = (await quickClient.call("ModelStatistics", { name: "slow" })).response.model_stats[0];
-    expect(Number(after.inference_stats.success.count)).toBe(before + 2);
+    expect(err.details).toBe(`the request did not finish within ${QUICK_TIMEOUT_MS} ms`);
+    expect(await successes()).toBe(before + 1);
+    // An unheld run answers.
+    expect((await quickClient.call("ModelInfer", slow(4))).response.model_name).toBe("slow");
   });
 
   it("a client deadline cancels the call on the client; the server drops the late answer and keeps serving", async () => {
-    const err = await failure(quickClient.call("ModelInfer", slow(64), { deadlineMs: 5 }));
-    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
-    expect((await quickClient.call("ServerReady", {})).response).toEqual({ ready: true });
+    const before = await successes();
+    const run = gate.hold("slow");
+    try {
+      // The server's own timeout is later: the client gives up first, while the run is held.
+      const err = await failure(quickClient.call("ModelInfer", slow(4), { deadlineMs: QUICK_TIMEOUT_MS / 2 }));
+      expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(err.details).not.toBe(`the request did not finish within ${QUICK_TIMEOUT_MS} ms`);
+      await run.entered;
+      expect((await quickClient.call("ServerReady", {})).response).toEqual({ ready: true });
+      run.release();
+      await run.finished;
+      expect(await successes()).toBe(before + 1);
+    } finally {
+      gate.releaseAll();
+    }
   });
 
   it("a genuine fault is INTERNAL with REST's 500 message and no details", async () => {

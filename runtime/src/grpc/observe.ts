@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import { InferenceError } from "../dataplane/errors.js";
 import { parseTraceparent } from "../logging.js";
 import type { Metrics } from "../metrics.js";
-import { acceptRequestId, type InferenceTarget } from "../rest/request-context.js";
+import { acceptRequestId, type InferenceTarget } from "../dataplane/context.js";
 import type { Grpc } from "./definitions.js";
 import { GRPC_CODE, grpcCodeFor } from "./status.js";
 

@@ -17,9 +17,13 @@ export function warmupInputs(inputs: readonly TensorMetadata[]): Tensor[] {
   });
 }
 
-/** Runs the warm-up inference; resolves with its duration in milliseconds, or rejects with the model's error. */
+/**
+ * Runs the warm-up inference on every instance at once (each idle instance takes one);
+ * resolves with the duration in milliseconds, or rejects with the model's error.
+ */
 export async function warmup(model: LoadedModel): Promise<number> {
   const started = performance.now();
-  await model.infer(warmupInputs(model.inputs), model.outputs.map((o) => o.name));
+  const outputs = model.outputs.map((o) => o.name);
+  await Promise.all(Array.from({ length: model.instanceCount ?? 1 }, () => model.infer(warmupInputs(model.inputs), outputs, undefined, { transfer: true })));
   return performance.now() - started;
 }

@@ -74,6 +74,22 @@ export const DynamicBatchingSchema = z
 
 export type DynamicBatching = z.output<typeof DynamicBatchingSchema>;
 
+/** Bounds the threads one model may start: each instance is a worker thread with its own ONNX Runtime session. */
+export const MAX_INSTANCE_COUNT = 64;
+
+/**
+ * Triton's `instance_group`: how many copies of the model run side by side. Only the
+ * count is used; `kind` is accepted as Triton writes it (the execution provider comes
+ * from `execution_providers`), and Triton's GPU placement keys are refused, not ignored.
+ */
+const InstanceGroupSchema = z
+  .object({
+    count: z.number().int().min(1).max(MAX_INSTANCE_COUNT).default(1),
+    kind: z.enum(["KIND_AUTO", "KIND_CPU", "KIND_GPU"]).optional(),
+    name: z.string().optional(),
+  })
+  .strict();
+
 export const ModelSettingsSchema = z
   .object({
     /** Triton's default_model_filename: the file inside each version directory. */
@@ -90,6 +106,13 @@ export const ModelSettingsSchema = z
     onnxruntime: OnnxRuntimeOptionsSchema.default({}),
     /** Free-form values reported in model metadata. */
     parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+    /**
+     * Model instances: worker threads, each with its own ONNX Runtime session, that run this model's
+     * versions side by side (runtime/src/backends/instances.ts). Default: chosen from the pod's CPUs
+     * (defaultInstanceCount). `instance_group` is Triton's form: the counts of its groups add up.
+     */
+    instance_count: z.number().int().min(1).max(MAX_INSTANCE_COUNT).optional(),
+    instance_group: z.array(InstanceGroupSchema).min(1).optional(),
     /** Opt-in dynamic batching (Triton's name and meaning); `{}` takes every default. */
     dynamic_batching: DynamicBatchingSchema.optional(),
     /** One inference with zero / empty-string inputs before the model reports READY (unless the server's MODEL_WARMUP is off). */
@@ -116,6 +139,13 @@ export const ModelSettingsSchema = z
   })
   .strict()
   .superRefine((s, ctx) => {
+    if (s.instance_count !== undefined && s.instance_group !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["instance_group"], message: "give instance_count or instance_group (Triton's form), not both" });
+    }
+    const groups = Array.isArray(s.instance_group) ? s.instance_group.reduce((n, g) => n + (typeof g?.count === "number" ? g.count : 1), 0) : 0;
+    if (groups > MAX_INSTANCE_COUNT) {
+      ctx.addIssue({ code: "custom", path: ["instance_group"], message: `the groups add up to ${groups} instances; at most ${MAX_INSTANCE_COUNT}` });
+    }
     const batching = s.dynamic_batching;
     if (!batching) return;
     if (s.max_batch_size === 0) {
@@ -131,6 +161,11 @@ export const ModelSettingsSchema = z
   });
 
 export type ModelSettings = z.infer<typeof ModelSettingsSchema>;
+
+/** The instances a model's settings ask for, or undefined to let the server choose. */
+export function requestedInstanceCount(settings: ModelSettings): number | undefined {
+  return settings.instance_count ?? settings.instance_group?.reduce((n, g) => n + g.count, 0);
+}
 export type TensorOverride = z.infer<typeof TensorOverrideSchema>;
 
 export const DEFAULT_MODEL_SETTINGS: ModelSettings = ModelSettingsSchema.parse({});

@@ -24,9 +24,14 @@ import { v2Routes } from "./v2.js";
 import { RESPONSE_EVENT_TYPE } from "../cloudevents/constants.js";
 import type { AsyncInference } from "../async/service.js";
 import { asyncRoutes, userFromHeader } from "./async.js";
+import { ByteBudget } from "../admission/budget.js";
+import { defaultBufferedRequestBytes } from "../admission/limits.js";
+import { declaredLength } from "./body.js";
 
 export interface AppOptions extends Omit<ObserveOptions, "logger"> {
   maxRequestBytes: number;
+  /** Request body bytes held in memory at once (MAX_BUFFERED_REQUEST_BYTES); derived from the memory limit when absent. */
+  maxBufferedRequestBytes?: number;
   logger: Logger;
   repositoryApi: Omit<RepositoryApiOptions, "maxRequestBytes">;
   /** CloudEvent replies (CE_TYPE, CE_SOURCE, CE_MERGE); KServe's defaults when absent. */
@@ -35,19 +40,31 @@ export interface AppOptions extends Omit<ObserveOptions, "logger"> {
   async?: { service: AsyncInference; userHeader: string; collector: boolean };
 }
 
+/** Above this declared length, an early error answer closes the connection rather than read the body. */
+export const DISCARD_MAX_BYTES = 64 * 1024;
+
 /**
- * Reads what is left of a request body before an early error answer (unknown
- * model, bad name), so the keep-alive connection stays in step: a client that
- * reuses it must not find the server hanging up on its next request.
+ * Before an error answer to a request whose body was not read (unknown model, model
+ * busy, body too large): a small body is read and dropped, so the keep-alive connection
+ * stays in step and a client reusing it finds the server listening. A large or chunked
+ * body is not read at all: the answer says `Connection: close`, and Node closes the
+ * connection once it is sent (the adapter drops what arrives meanwhile, briefly).
  */
 async function discardBody(c: Context): Promise<void> {
   if (c.req.method === "GET" || c.req.method === "HEAD") return;
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   if (!incoming) return;
-  if (incoming.readableEnded || incoming.destroyed) return;
+  if (incoming.readableEnded || incoming.destroyed || incoming.socket?.destroyed) return;
+  const length = declaredLength(c);
+  if (length === undefined && c.req.header("transfer-encoding") === undefined) return; // no body
+  if (length === undefined || length > DISCARD_MAX_BYTES) {
+    c.header("connection", "close");
+    return;
+  }
   incoming.resume();
-  // Bounded: a client that never finishes its body is left to the request timeout.
+  // Bounded: a client that never finishes its body loses the connection instead.
   await Promise.race([once(incoming, "end").catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
+  if (!incoming.readableEnded) c.header("connection", "close");
 }
 
 /** Model state gauges are read from the registry at scrape time, so they can never drift from it. */
@@ -58,10 +75,30 @@ function refreshModelGauges(dataPlane: DataPlane, metrics: Metrics): void {
     metrics.modelReady.set({ model: v.name, version: v.version }, v.state === "READY" ? 1 : 0);
     if (v.loadMs !== undefined) metrics.modelLoadDuration.set({ model: v.name, version: v.version }, v.loadMs / 1000);
   }
+  metrics.modelInstances.reset();
+  for (const v of dataPlane.registry.all()) {
+    if (!v.model || v.state !== "READY") continue;
+    const total = v.model.instanceCount ?? 1;
+    const live = v.model.liveInstances?.() ?? total;
+    metrics.modelInstances.set({ model: v.name, version: v.version, state: "live" }, live);
+    metrics.modelInstances.set({ model: v.name, version: v.version, state: "restarting" }, total - live);
+  }
 }
 
 export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandlers, options: AppOptions): Hono {
   const app = new Hono();
+
+  // The budget of request bytes held at once, all requests together (runtime/src/admission/budget.ts).
+  const { bytes: budgetBytes, source: budgetSource } = options.maxBufferedRequestBytes !== undefined
+    ? { bytes: options.maxBufferedRequestBytes, source: "MAX_BUFFERED_REQUEST_BYTES" }
+    : defaultBufferedRequestBytes();
+  const budget = new ByteBudget(budgetBytes, {
+    changed: (used) => options.metrics.requestBytesBuffered.set(used),
+    refused: () => options.metrics.admissionRefusals.inc({ reason: "memory_budget" }),
+  });
+  options.metrics.requestBytesBudget.set(budgetBytes);
+  options.logger.info({ max_buffered_request_bytes: budgetBytes, source: budgetSource }, "request body budget");
+  dataPlane.onRefusal((reason) => options.metrics.admissionRefusals.inc({ reason }));
 
   app.use("*", requestId());
   app.use("*", observe(options));
@@ -72,9 +109,21 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
   app.use("*", async (c, next) => {
     const length = c.req.header("content-length");
     if (length !== undefined && Number(length) > options.maxRequestBytes) {
-      return c.json({ error: `request body exceeds the limit of ${options.maxRequestBytes} bytes` }, 413);
+      throw new InferenceError(413, `request body exceeds the limit of ${options.maxRequestBytes} bytes`);
     }
     await next();
+  });
+  // This request's share of the budget: routes reserve a declared length before reading (after
+  // admission), readBody() reserves what arrives beyond it; all of it is given back here, when the
+  // handler has finished, whatever the outcome (an error, a late run after a 504, a client gone).
+  app.use("*", async (c, next) => {
+    const reservation = budget.reservation();
+    c.set("bodyReservation", reservation);
+    try {
+      await next();
+    } finally {
+      reservation.release();
+    }
   });
   app.use("*", compressResponses());
   // Quotas and usage are per user: the ingress' header names the user on every inference path.
@@ -113,6 +162,7 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
   app.onError(async (err, c) => {
     await discardBody(c);
     if (err instanceof InferenceError) {
+      if (err.status === 413) options.metrics.admissionRefusals.inc({ reason: "too_large" });
       for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
       return c.json({ error: err.message, ...err.details }, err.status);
     }

@@ -3,10 +3,12 @@ import { Writable } from "node:stream";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildSimple } from "../../../models/build/simple.js";
 import { createLogger } from "../logging.js";
 import { removeRepository, slowInput, slowModel, writeRepository } from "../testing/fixtures.js";
+import { GatedBackend } from "../testing/gated-backend.js";
 import { postJson, startTestServer, type RunningServer } from "../testing/server.js";
 
 const lines: Record<string, unknown>[] = [];
@@ -20,7 +22,8 @@ const sink = new Writable({
 let repo: string;
 let server: RunningServer;
 const simple = () => ({ inputs: ["INPUT0", "INPUT1"].map((name) => ({ name, shape: [1, 16], datatype: "INT32", data: Array(16).fill(1) })) });
-const slow = (url: string, rows = 256) => fetch(`${url}/v2/models/slow/infer`, { method: "POST", body: slowInput(rows), headers: { "inference-header-content-length": "0" } });
+const slow = (url: string, rows = 256, headers: Record<string, string> = {}) =>
+  fetch(`${url}/v2/models/slow/infer`, { method: "POST", body: slowInput(rows), headers: { "inference-header-content-length": "0", ...headers } });
 
 beforeAll(async () => {
   repo = await writeRepository({
@@ -106,37 +109,105 @@ describe("Prometheus metrics", () => {
 });
 
 describe("limits", () => {
+  // The model runs of these tests are held at a gate (testing/gated-backend.ts): slow relative to the
+  // timeout for certain, however fast this machine computes. 200 ms leaves the quick requests around
+  // them (simple inferences, statistics, unload) ample time on a busy machine.
+  const count = async (url: string) => {
+    const stats = (await (await fetch(`${url}/v2/models/slow/stats`)).json()) as { model_stats: { inference_stats: { success: { count: number } } }[] };
+    return stats.model_stats[0]!.inference_stats.success.count;
+  };
+
   it("answers 504 past the request timeout, keeps serving, and the late run still finishes and releases its model", async () => {
-    const quick = await startTestServer(repo, { requestTimeoutMs: 40 });
+    const gate = new GatedBackend();
+    const quick = await startTestServer(repo, { requestTimeoutMs: 200 }, { backend: gate });
     try {
-      const res = await slow(quick.url);
+      const run = gate.hold("slow");
+      const answer = slow(quick.url, 4);
+      await run.entered;
+      // The run has started and waits at the gate: the timeout answers.
+      const res = await answer;
       expect(res.status).toBe(504);
-      expect(await res.json()).toEqual({ error: "the request did not finish within 40 ms" });
+      expect(await res.json()).toEqual({ error: "the request did not finish within 200 ms" });
+      // The server keeps serving meanwhile; the run still in progress is not counted yet.
       expect((await postJson(`${quick.url}/v2/models/simple/infer`, simple())).status).toBe(200);
+      expect(await count(quick.url)).toBe(0);
       // The abandoned run completes: its statistics count it and the model can be unloaded (nothing holds it).
-      const stats = await (await fetch(`${quick.url}/v2/models/slow/stats`)).json() as { model_stats: { inference_stats: { success: { count: number } } }[] };
-      expect(stats.model_stats[0]!.inference_stats.success.count).toBe(1);
+      run.release();
+      await run.finished;
+      expect(await count(quick.url)).toBe(1);
       expect((await postJson(`${quick.url}/v2/repository/models/slow/unload`, {})).status).toBe(200);
+      expect((await postJson(`${quick.url}/v2/models/simple/infer`, simple())).status).toBe(200);
     } finally {
+      gate.releaseAll();
       await quick.close();
     }
   });
 
   it("answers 504 when the model run itself overran the timeout (the run blocks the timer), whatever the client accepts", async () => {
-    const quick = await startTestServer(repo, { requestTimeoutMs: 40 });
+    const gate = new GatedBackend();
+    const quick = await startTestServer(repo, { requestTimeoutMs: 200 }, { backend: gate });
     try {
-      // node:http without Accept-Encoding: no compression step between the run and the answer.
-      const status = await new Promise<number>((resolve, reject) => {
-        const body = slowInput(256);
+      // The run holds the event loop for twice the timeout, then answers at once: the timer cannot fire first.
+      // node:http without Accept-Encoding: no compression step between the run and the answer, so it is
+      // the elapsed-time check that turns the answer into a 504.
+      const plain = gate.blockLoop("slow", 400);
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const body = slowInput(4);
         const req = request(`${quick.url}/v2/models/slow/infer`, { method: "POST", headers: { "inference-header-content-length": "0", "content-length": body.byteLength } }, (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode!));
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (text += d));
+          res.on("end", () => resolve({ status: res.statusCode!, body: text }));
         });
         req.on("error", reject);
         req.end(body);
       });
-      expect(status).toBe(504);
+      await plain.finished;
+      expect(answer.status).toBe(504);
+      expect(JSON.parse(answer.body)).toEqual({ error: "the request did not finish within 200 ms" });
+      // A client that accepts compressed answers gets the same.
+      const compressed = gate.blockLoop("slow", 400);
+      const res = await slow(quick.url, 4, { "accept-encoding": "gzip, br" });
+      await compressed.finished;
+      expect(res.status).toBe(504);
+      expect(await res.json()).toEqual({ error: "the request did not finish within 200 ms" });
+      // Both late runs finished and were counted; an unheld run answers.
+      expect(await count(quick.url)).toBe(2);
+      expect((await slow(quick.url, 4)).status).toBe(200);
     } finally {
+      gate.releaseAll();
+      await quick.close();
+    }
+  });
+
+  it("does not leave a request on the in-flight gauge when its model is named only after the timeout answered", async () => {
+    // POST / names its model in the event, read from the body: a body that arrives after the 504
+    // names it to a request already answered and counted.
+    const gate = new GatedBackend();
+    const quick = await startTestServer(repo, { requestTimeoutMs: 1_000 }, { backend: gate });
+    const socket = connect(quick.port, "127.0.0.1");
+    try {
+      const run = gate.hold("simple");
+      const body = JSON.stringify(simple());
+      let received = "";
+      const answered = new Promise<void>((resolve) => socket.on("data", (d: Buffer) => ((received += d), received.includes("\r\n\r\n") && resolve())));
+      const closed = new Promise<"closed">((resolve) => socket.on("close", () => resolve("closed")));
+      const headers = ["POST / HTTP/1.1", "Host: x", "Content-Type: application/json", "ce-specversion: 1.0", "ce-id: late-1", "ce-source: tests", "ce-type: io.kserve.inference.request", "ce-subject: simple", `Content-Length: ${body.length}`];
+      socket.write(`${headers.join("\r\n")}\r\n\r\n${body.slice(0, 10)}`);
+      await answered;
+      expect(received).toMatch(/^HTTP\/1\.1 504 /);
+      socket.write(body.slice(10));
+      // The late handler reads the event, names the model and runs it (unless Node's own request
+      // timeout closed the connection in the meantime: then nothing is named at all).
+      if ((await Promise.race([run.entered.then(() => "entered" as const), closed])) === "entered") {
+        run.release();
+        await run.finished;
+      }
+      const metrics = await (await fetch(`${quick.url}/metrics`)).text();
+      expect(metrics).not.toMatch(/^inference_server_requests_in_flight\{model="simple",protocol="cloudevent"\} [1-9]/m);
+    } finally {
+      socket.destroy();
+      gate.releaseAll();
       await quick.close();
     }
   });

@@ -40,7 +40,10 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
     c.set("logger", requestLogger);
 
     let target: InferenceTarget | undefined;
+    let answered = false;
     c.set("onInferenceTarget", (t) => {
+      // Named by a handler the timeout already answered for (a body that arrived late): nothing would take it off the gauge.
+      if (answered) return;
       target = t;
       metrics.inFlight.inc({ model: t.model, protocol: t.protocol });
     });
@@ -65,6 +68,7 @@ export function observe(options: ObserveOptions): MiddlewareHandler {
         });
       }
     } finally {
+      answered = true;
       clearTimeout(timer);
       if (--inflight.count === 0) inflight.onIdle?.();
     }

@@ -4,7 +4,7 @@ import { inferenceResponseToV1, v1ToInferenceRequest } from "../codecs/v1.js";
 import type { DataPlane } from "../dataplane/dataplane.js";
 import { InferenceError, invalidInput } from "../dataplane/errors.js";
 import { formatZodError } from "../dataplane/zod-errors.js";
-import { readJsonBody } from "./body.js";
+import { readJsonBody, reserveDeclaredBody } from "./body.js";
 import { checkModelName } from "./params.js";
 import { markInference, noteClassification, requestIdOf } from "./request-context.js";
 import { V1PredictRequestSchema } from "./schemas.js";
@@ -28,14 +28,20 @@ export function v1Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
     const name = checkModelName(colon > 0 ? target.slice(0, colon) : target);
     if (verb === "explain") throw new InferenceError(501, `model '${name}' has no explainer; only :predict is served`);
     if (verb !== "predict") throw invalidInput(`unknown V1 verb in "${target.slice(0, 80)}"; use /v1/models/${name}:predict`);
-    const entry = dataPlane.registry.findReady(name);
-    markInference(c, { model: name, version: entry.version, protocol: "v1" });
-    const parsed = V1PredictRequestSchema.safeParse(await readJsonBody(c, options.maxRequestBytes));
-    if (!parsed.success) throw invalidInput(`invalid V1 request: ${formatZodError(parsed.error)}`);
-    const request = v1ToInferenceRequest(parsed.data, entry.model, name);
-    const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v1", userId: c.get("userId") });
-    noteClassification(c, response.outputs);
-    return c.json(inferenceResponseToV1(response, (parsed.data.instances ?? parsed.data.inputs) as unknown[]));
+    // Admission before the body is read (404, 503 with Retry-After); in flight from here until released.
+    markInference(c, { model: name, version: dataPlane.registry.find(name).version, protocol: "v1" });
+    const admitted = dataPlane.admit(name);
+    try {
+      reserveDeclaredBody(c);
+      const parsed = V1PredictRequestSchema.safeParse(await readJsonBody(c, options.maxRequestBytes));
+      if (!parsed.success) throw invalidInput(`invalid V1 request: ${formatZodError(parsed.error)}`);
+      const request = v1ToInferenceRequest(parsed.data, admitted.entry.model, name);
+      const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v1", userId: c.get("userId") }, admitted);
+      noteClassification(c, response.outputs);
+      return c.json(inferenceResponseToV1(response, (parsed.data.instances ?? parsed.data.inputs) as unknown[]));
+    } finally {
+      admitted.release();
+    }
   });
 
   return app;

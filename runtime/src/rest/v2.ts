@@ -4,10 +4,13 @@
  */
 import { Hono, type Context } from "hono";
 import { splitBinaryBody } from "../codecs/binary.js";
-import { binaryOutputNames, encodeInferenceResponse, toInferenceRequest, toRawInferenceRequest } from "../codecs/v2.js";
+import { binaryOutputNames, encodeInferenceResponse, toRawInferenceRequest } from "../codecs/v2.js";
+import { decodedToInferenceRequest, decodeV2Request, V2RequestDecoder, type V2DecoderOptions } from "../codecs/v2-decoder.js";
 import type { DataPlane } from "../dataplane/dataplane.js";
 import type { InferenceRequest } from "../dataplane/types.js";
-import { parseJson, readBody } from "./body.js";
+import type { LoadedModel } from "../backends/backend.js";
+import { largestRequestFor } from "../admission/limits.js";
+import { declaredLength, readBody, reserveDeclaredBody, streamBody } from "./body.js";
 import { modelParams } from "./params.js";
 import { markInference, noteClassification, requestIdOf } from "./request-context.js";
 import type { AsyncInference } from "../async/service.js";
@@ -63,44 +66,93 @@ export function v2Routes(dataPlane: DataPlane, options: V2RouteOptions): Hono {
   app.get("/v2/models/:name", metadata);
   app.get("/v2/models/:name/versions/:version", metadata);
 
-  const infer = async (c: Context) => {
-    const { name, version } = modelParams(c);
-    // Resolve the model before reading the body: an unknown model is a 404 whatever was sent.
+  /**
+   * Reads and decodes the body: the one step between admission and the run. JSON, or a
+   * binary body (Inference-Header-Content-Length) whose JSON header may be empty (raw mode).
+   * JSON goes through the streaming tensor decoder (codecs/v2-decoder.ts) chunk by chunk as it
+   * arrives: a hostile body is refused at its first element that cannot belong to its declared
+   * datatype and shape, and a large valid one never holds the event loop for long. The model's
+   * signature is checked afterwards by the data plane, as for every transport, so a mismatch
+   * is counted (statistics, inference logger) the same way whatever carried it.
+   */
+  const readInferenceRequest = async (c: Context, name: string, version: string | undefined, model: () => LoadedModel) => {
+    const decoderOptions: V2DecoderOptions = { byteLength: declaredLength(c) };
+    const headerLength = c.req.header(INFERENCE_HEADER_CONTENT_LENGTH);
+    if (headerLength === undefined) {
+      const decoder = new V2RequestDecoder(decoderOptions);
+      let bytes = 0;
+      const streamed = await streamBody(c, options.maxRequestBytes, (chunk) => {
+        bytes += chunk.byteLength;
+        decoder.write(chunk);
+      });
+      if (streamed) return { request: decodedToInferenceRequest(decoder.end(), name, version), bodyBytes: bytes };
+      const body = await readBody(c, options.maxRequestBytes);
+      return { request: decodedToInferenceRequest(decodeV2Request(body, { ...decoderOptions, byteLength: body.byteLength }), name, version), bodyBytes: body.byteLength };
+    }
+    const body = await readBody(c, options.maxRequestBytes);
+    const { header, binary } = splitBinaryBody(body, headerLength);
+    const request: InferenceRequest = header.byteLength === 0
+      ? toRawInferenceRequest(model(), binary, name, version)
+      : decodedToInferenceRequest(decodeV2Request(header, { ...decoderOptions, byteLength: header.byteLength, what: "the JSON header" }), name, version, binary);
+    return { request, bodyBytes: body.byteLength };
+  };
+
+  /** Queued to run later (Prefer: respond-async): not admitted to the model now, only checked to exist. */
+  const submitAsync = async (c: Context, name: string, version: string | undefined, service: AsyncInference, userHeader: string) => {
     dataPlane.registry.find(name, version);
     markInference(c, { model: name, version, protocol: "v2" });
-    const body = await readBody(c, options.maxRequestBytes);
-    const headerLength = c.req.header(INFERENCE_HEADER_CONTENT_LENGTH);
-    let request: InferenceRequest;
-    if (headerLength === undefined) {
-      request = toInferenceRequest(parseJson(body), name, version);
-    } else {
-      const { header, binary } = splitBinaryBody(body, headerLength);
-      request = header.byteLength === 0
-        ? toRawInferenceRequest(dataPlane.registry.findReady(name, version).model, binary, name, version)
-        : toInferenceRequest(parseJson(header, "the JSON header"), name, version, binary);
+    const { request, bodyBytes } = await readInferenceRequest(c, name, version, () => dataPlane.registry.findReady(name, version).model);
+    // The user: the ingress' header, else the request's user_id parameter.
+    const header = c.get("userId");
+    const fromBody = request.parameters?.user_id;
+    if (header !== undefined && fromBody !== undefined && fromBody !== header) {
+      throw new InferenceError(403, `parameter user_id does not match the authenticated user (the ${userHeader} header)`);
     }
-    if (options.async && prefersAsync(c)) {
-      // The user: the ingress' header, else the request's user_id parameter.
-      const header = c.get("userId");
-      const fromBody = request.parameters?.user_id;
-      if (header !== undefined && fromBody !== undefined && fromBody !== header) {
-        throw new InferenceError(403, `parameter user_id does not match the authenticated user (the ${options.async.userHeader} header)`);
+    const given = header ?? fromBody;
+    if (given === undefined) throw invalidInput(`no user: an asynchronous request needs the ${userHeader} header (set by the ingress) or the parameter user_id`);
+    const record = await service.submit(request, { userId: checkUserId(given, "user_id"), inputBytes: bodyBytes });
+    return acceptedResponse(c, record.id);
+  };
+
+  const infer = async (c: Context) => {
+    const { name, version } = modelParams(c);
+    if (options.async && prefersAsync(c)) return submitAsync(c, name, version, options.async.service, options.async.userHeader);
+
+    // 1. Admission, before any byte of the body is read: 404 for an unknown model, 503 (Retry-After)
+    //    when it is not ready, busy or its batch queue is full; from here it counts as in flight.
+    dataPlane.registry.find(name, version);
+    markInference(c, { model: name, version, protocol: "v2" });
+    const admitted = dataPlane.admit(name, version);
+    try {
+      // 2. Sizes: a body larger than the model's signature could need is a 413 at once; what the
+      //    body declares is reserved in the budget of buffered bytes (503 when it does not fit).
+      const length = declaredLength(c);
+      const bound = largestRequestFor(admitted.entry);
+      if (length !== undefined && bound !== undefined && bound < options.maxRequestBytes) {
+        // A compressed body can be a little larger than what it inflates to.
+        const encoded = (c.req.header("content-encoding") ?? "identity").trim().toLowerCase() !== "identity";
+        const allowed = encoded ? Math.ceil(bound * 1.01) + 1024 : bound;
+        if (length > allowed) {
+          throw new InferenceError(413, `request body of ${length} bytes exceeds the largest request model '${name}' can take (${allowed} bytes)`);
+        }
       }
-      const given = header ?? fromBody;
-      if (given === undefined) throw invalidInput(`no user: an asynchronous request needs the ${options.async.userHeader} header (set by the ingress) or the parameter user_id`);
-      const record = await options.async.service.submit(request, { userId: checkUserId(given, "user_id"), inputBytes: body.byteLength });
-      return acceptedResponse(c, record.id);
+      reserveDeclaredBody(c);
+      // 3. Read and decode the body.
+      const { request } = await readInferenceRequest(c, name, version, () => admitted.entry.model);
+      // 4. Run it on the admitted version.
+      const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v2", userId: c.get("userId") }, admitted);
+      noteClassification(c, response.outputs);
+      const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response));
+      // Fresh header objects each time: Hono may keep and extend the one it is given.
+      if (binary.length === 0) return c.body(json, 200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(json)) });
+      const header = Buffer.from(json, "utf8");
+      return c.body(Buffer.concat([header, ...binary]), 200, {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": String(header.byteLength),
+      });
+    } finally {
+      admitted.release();
     }
-    const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v2", userId: c.get("userId") });
-    noteClassification(c, response.outputs);
-    const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response));
-    // Fresh header objects each time: Hono may keep and extend the one it is given.
-    if (binary.length === 0) return c.body(json, 200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(json)) });
-    const header = Buffer.from(json, "utf8");
-    return c.body(Buffer.concat([header, ...binary]), 200, {
-      "content-type": "application/octet-stream",
-      "inference-header-content-length": String(header.byteLength),
-    });
   };
   app.post("/v2/models/:name/infer", infer);
   app.post("/v2/models/:name/versions/:version/infer", infer);

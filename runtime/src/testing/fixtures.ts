@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { model, node, tensor, valueInfo, type ElemType } from "../../../models/build/onnx.js";
 import { buildSimple } from "../../../models/build/simple.js";
+import { buildSlowMlp, type SlowMlpSpec } from "../../../models/build/slow.js";
 import type { Datatype } from "../tensor/datatypes.js";
 
 /** Every V2 datatype ONNX Runtime's JavaScript API can feed, with its ONNX element type. */
@@ -91,6 +92,19 @@ export function healthyLayout(): RepositoryLayout {
   };
   for (const [datatype, elem] of SERVED_DATATYPES) layout[`identity_${datatype.toLowerCase()}/1/model.onnx`] = identityModel(elem);
   return layout;
+}
+
+/** A slow MLP (models/build/slow.ts: BENCH_MLP_20MS, BENCH_MLP_100MS) as repository files under `name`, served with one intra-op thread as measured; never time a test against it (use testing/gated-backend.ts). */
+export function slowMlpModel(spec: SlowMlpSpec, name = "slow_mlp"): RepositoryLayout {
+  return {
+    [`${name}/1/model.onnx`]: buildSlowMlp(spec),
+    [`${name}/model-settings.json`]: JSON.stringify({ onnxruntime: { intra_op_num_threads: 1 } }),
+  };
+}
+
+/** A raw-mode request body for a slow MLP: `rows` rows of `spec.input` floats. */
+export function slowMlpInput(spec: SlowMlpSpec, rows = 1): Uint8Array {
+  return new Uint8Array(Float32Array.from({ length: rows * spec.input }, (_, i) => Math.sin(i)).buffer);
 }
 
 /**

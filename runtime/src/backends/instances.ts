@@ -1,0 +1,277 @@
+/**
+ * Model instances on worker threads (Triton's instance_group): each model version
+ * runs on N workers, each owning its own ONNX Runtime session
+ * (instance-worker.mjs). The HTTP thread only hands tensors over and back, so a
+ * model run of any length never delays another request or a probe, and N runs
+ * proceed in parallel on N cores.
+ *
+ * An instance runs one execution at a time; a request finding every instance busy
+ * waits in arrival order (bounded upstream: the per-model in-flight limit and the
+ * batch queue). Tensors cross without a copy when the caller lets go of them
+ * (`transfer`) and the array owns its whole buffer; otherwise only the array's own
+ * bytes are copied (never the body buffer a binary tensor is a view into).
+ *
+ * A worker that dies (an uncaught error in it, process.exit in it) fails only
+ * the run it held, with a 500 naming the instance; it is logged, counted and
+ * started again while the other instances keep serving. A native abort inside
+ * ONNX Runtime takes the whole process, threads cannot contain that (neither can
+ * a worker's resourceLimits: its heap and ONNX Runtime's allocations are not
+ * separable): Kubernetes restarts the pod.
+ */
+import { Worker } from "node:worker_threads";
+import type { Logger } from "pino";
+import { InferenceError, invalidInput, unsupported } from "../dataplane/errors.js";
+import { truncate } from "../tensor/datatypes.js";
+import type { Tensor } from "../tensor/tensor.js";
+import type { InferOptions, LoadedModel, ModelLoadSpec, TensorMetadata } from "./backend.js";
+import { DATATYPE_TO_ORT, ModelLoadError, ONNX_PLATFORM, ORT_TO_DATATYPE, rejectNul, signature, type OrtValueMetadata } from "./ort-session.js";
+
+/** Told when an instance died and is being started again (metrics, tests). */
+export type InstanceExitListener = (event: { model: string; version: string; instance: number; reason: string }) => void;
+
+interface WireTensor {
+  name: string;
+  type: string;
+  dims: number[];
+  data: Tensor["data"];
+}
+
+type FromWorker =
+  | { type: "ready"; inputs: OrtValueMetadata[]; outputs: OrtValueMetadata[]; executionProviders: string[]; fallback?: string }
+  | { type: "result"; id: number; outputs: WireTensor[] }
+  | { type: "failed"; id: number; message: string }
+  | { type: "released" };
+
+interface Run {
+  id: number;
+  resolve(outputs: WireTensor[]): void;
+  reject(err: unknown): void;
+}
+
+const RESTART_BACKOFF_MS = [100, 1_000, 5_000, 30_000];
+
+/** One worker thread and the run it holds. */
+class Instance {
+  worker!: Worker;
+  state: "starting" | "idle" | "busy" | "stopped" = "starting";
+  run: Run | undefined;
+  /** Why the worker failed, when it reported an error before exiting. */
+  private failure: string | undefined;
+  exits = 0;
+
+  constructor(
+    readonly index: number,
+    private readonly pool: InstancePool | undefined,
+    private readonly start: () => Worker,
+  ) {}
+
+  /** Starts the worker; resolves with its ready message, rejects when it fails to load. */
+  spawn(): Promise<Extract<FromWorker, { type: "ready" }>> {
+    this.state = "starting";
+    this.failure = undefined;
+    const worker = this.start();
+    this.worker = worker;
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      worker.on("message", (message: FromWorker) => {
+        if (message.type === "ready") {
+          ready = true;
+          this.state = "idle";
+          resolve(message);
+          this.pool?.instanceFree(this);
+        } else if (message.type === "result" || message.type === "failed") {
+          const run = this.run;
+          if (!run || run.id !== message.id) return;
+          this.run = undefined;
+          this.state = "idle";
+          if (message.type === "result") run.resolve(message.outputs);
+          else run.reject(message);
+          this.pool?.instanceFree(this);
+        }
+      });
+      worker.on("error", (err) => {
+        this.failure = String(err?.message ?? err);
+      });
+      worker.on("exit", (code) => {
+        if (!ready) {
+          this.state = "stopped";
+          reject(new ModelLoadError(this.failure ?? `the model instance exited with code ${code} while loading`));
+          return;
+        }
+        if (this.state === "stopped") return; // released on purpose
+        this.state = "stopped";
+        this.exits++;
+        const reason = this.failure ?? `exit code ${code}`;
+        const run = this.run;
+        this.run = undefined;
+        this.pool?.instanceDied(this, reason, run);
+      });
+    });
+  }
+
+  post(run: Run, feeds: WireTensor[], outputNames: readonly string[], transfer: ArrayBuffer[]): void {
+    this.state = "busy";
+    this.run = run;
+    this.worker.postMessage({ type: "run", id: run.id, feeds, outputNames }, transfer);
+  }
+
+  /**
+   * Releases the session and ends the thread. Called once the instance is idle (the registry
+   * waits for in-flight requests), so the worker reads the message at once. Never
+   * Worker.terminate() a worker inside a run: onnxruntime-node then throws from native code
+   * into a dying isolate, which aborts the whole process; only a worker still loading its
+   * session (no run yet) is terminated, when it does not answer in time.
+   */
+  async release(graceMs = 5_000): Promise<void> {
+    if (this.state === "stopped") return;
+    const wasRunning = this.run !== undefined;
+    this.state = "stopped";
+    const worker = this.worker;
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    worker.postMessage({ type: "release" });
+    const timer = wasRunning ? undefined : setTimeout(() => void worker.terminate(), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Wire form of an input: its own bytes only, handed over without a copy when allowed. */
+function toWire(t: Tensor, transfer: boolean, list: ArrayBuffer[]): WireTensor {
+  const type = DATATYPE_TO_ORT[t.datatype];
+  if (!type) throw unsupported(`datatype ${t.datatype} cannot be fed to ONNX Runtime`);
+  if (type === "string") {
+    rejectNul(t.name, t.data as string[]);
+    return { name: t.name, type, dims: t.shape, data: t.data };
+  }
+  const view = t.data as Exclude<Tensor["data"], string[]>;
+  const owned = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer;
+  // A view into a larger buffer (a binary body) would be cloned whole: copy just its bytes.
+  const data = transfer && owned ? view : view.slice();
+  list.push(data.buffer as ArrayBuffer);
+  return { name: t.name, type, dims: t.shape, data };
+}
+
+export class InstancePool implements LoadedModel {
+  readonly platform = ONNX_PLATFORM;
+  readonly instances: Instance[] = [];
+  private readonly waiting: Array<{ resolve(instance: Instance): void; reject(err: unknown): void }> = [];
+  private nextId = 1;
+  private closed = false;
+  inputs: TensorMetadata[] = [];
+  outputs: TensorMetadata[] = [];
+  executionProviders: string[] = [];
+
+  constructor(
+    private readonly spec: ModelLoadSpec,
+    readonly instanceCount: number,
+    private readonly start: () => Worker,
+    private readonly onExit?: InstanceExitListener,
+  ) {}
+
+  /** Starts every instance; the first one's session gives the signature. */
+  async load(): Promise<void> {
+    for (let i = 0; i < this.instanceCount; i++) this.instances.push(new Instance(i, this, this.start));
+    const results = await Promise.allSettled(this.instances.map((instance) => instance.spawn()));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      await this.unload();
+      throw failed.reason;
+    }
+    const ready = (results[0] as PromiseFulfilledResult<Extract<FromWorker, { type: "ready" }>>).value;
+    if (ready.fallback !== undefined) {
+      this.spec.logger.warn(
+        { model: this.spec.name, version: this.spec.version, requested: this.spec.settings.execution_providers, error: ready.fallback },
+        "execution providers unavailable; falling back to cpu",
+      );
+    }
+    try {
+      this.inputs = signature("input", ready.inputs, this.spec.settings.inputs);
+      this.outputs = signature("output", ready.outputs, this.spec.settings.outputs);
+      if (this.outputs.length === 0) throw new ModelLoadError("the model has no tensor outputs");
+    } catch (err) {
+      await this.unload();
+      throw err;
+    }
+    this.executionProviders = ready.executionProviders;
+  }
+
+  /** Instances able to run now or after their current run (not starting again after a failure). */
+  liveInstances(): number {
+    return this.instances.filter((i) => i.state === "idle" || i.state === "busy").length;
+  }
+
+  async infer(inputs: readonly Tensor[], outputNames: readonly string[], _parameters?: unknown, options: InferOptions = {}): Promise<Tensor[]> {
+    if (this.closed) throw new InferenceError(503, `model '${this.spec.name}' version ${this.spec.version} is unloading; retry shortly`, { "retry-after": "1" });
+    const transfer: ArrayBuffer[] = [];
+    const feeds = inputs.map((t) => toWire(t, options.transfer === true, transfer));
+    const instance = await this.acquire();
+    const outputs = await new Promise<WireTensor[]>((resolve, reject) => {
+      instance.post({ id: this.nextId++, resolve, reject }, feeds, outputNames, transfer);
+    }).catch((err: unknown) => {
+      if (err instanceof InferenceError) throw err;
+      // The request passed every check against the signature, so a failing run means the
+      // graph refused these values (an empty batch, an index out of range): the client's to fix.
+      const message = (err as { message?: string }).message ?? String(err);
+      throw invalidInput(`model '${this.spec.name}' could not run on this input: ${truncate(message.replace(/\s+/g, " "), 300)}`);
+    });
+    return outputs.map((o) => ({ name: o.name, datatype: ORT_TO_DATATYPE[o.type]!, shape: o.dims, data: o.data }));
+  }
+
+  /** An idle instance, now or once one frees up (arrival order). */
+  private acquire(): Promise<Instance> {
+    const idle = this.instances.find((i) => i.state === "idle");
+    if (idle) {
+      idle.state = "busy";
+      return Promise.resolve(idle);
+    }
+    if (this.liveInstances() === 0 && !this.instances.some((i) => i.state === "starting")) return Promise.reject(this.noInstance());
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  private noInstance(): InferenceError {
+    return new InferenceError(503, `model '${this.spec.name}' version ${this.spec.version} has no running instance; retry shortly`, { "retry-after": "1" });
+  }
+
+  private refuseWaiting(): void {
+    for (const waiter of this.waiting.splice(0)) waiter.reject(this.noInstance());
+  }
+
+  /** Called by an instance that finished a run or (re)started: the longest waiter gets it. */
+  instanceFree(instance: Instance): void {
+    const next = this.waiting.shift();
+    if (!next) return;
+    instance.state = "busy";
+    next.resolve(instance);
+  }
+
+  instanceDied(instance: Instance, reason: string, run: Run | undefined): void {
+    const { name, version } = this.spec;
+    run?.reject(new InferenceError(500, `model '${name}' version ${version}: instance ${instance.index} stopped unexpectedly during this request (${truncate(reason, 200)}); it is being restarted`));
+    this.spec.logger.error({ model: name, version, instance: instance.index, reason, live_instances: this.liveInstances() }, "model instance stopped unexpectedly; restarting it");
+    this.onExit?.({ model: name, version, instance: instance.index, reason });
+    if (this.closed) return;
+    const restart = (attempt: number): void => {
+      instance.state = "starting";
+      const delay = RESTART_BACKOFF_MS[Math.min(attempt, RESTART_BACKOFF_MS.length - 1)]!;
+      setTimeout(() => {
+        if (this.closed) return;
+        instance.spawn().then(
+          () => this.spec.logger.info({ model: name, version, instance: instance.index }, "model instance restarted"),
+          (err: unknown) => {
+            this.spec.logger.error({ model: name, version, instance: instance.index, error: (err as Error).message }, "model instance failed to restart; trying again");
+            // Nothing can serve the requests waiting for an instance: they get a 503 rather than wait on.
+            if (this.liveInstances() === 0) this.refuseWaiting();
+            restart(attempt + 1);
+          },
+        );
+      }, delay).unref();
+    };
+    restart(0);
+  }
+
+  async unload(): Promise<void> {
+    this.closed = true;
+    this.refuseWaiting();
+    await Promise.all(this.instances.map((i) => i.release()));
+  }
+}
