@@ -42,6 +42,8 @@ export interface ModelLoadSpec {
   file: string;
   settings: ModelSettings;
   logger: Logger;
+  /** Instances that start after the first (or again after a failure) run the warm-up inference before serving. */
+  warmup?: boolean;
 }
 
 export interface ModelBackend {

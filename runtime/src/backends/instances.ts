@@ -23,6 +23,7 @@ import type { Logger } from "pino";
 import { InferenceError, invalidInput, unsupported } from "../dataplane/errors.js";
 import { truncate } from "../tensor/datatypes.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { warmupInputs } from "./warmup-inputs.js";
 import type { InferOptions, LoadedModel, ModelLoadSpec, TensorMetadata } from "./backend.js";
 import { DATATYPE_TO_ORT, ModelLoadError, ONNX_PLATFORM, ORT_TO_DATATYPE, rejectNul, signature, type OrtValueMetadata } from "./ort-session.js";
 
@@ -52,7 +53,8 @@ const RESTART_BACKOFF_MS = [100, 1_000, 5_000, 30_000];
 
 /** One worker thread and the run it holds. */
 class Instance {
-  worker!: Worker;
+  /** Undefined until first started. */
+  worker!: Worker | undefined;
   state: "starting" | "idle" | "busy" | "stopped" = "starting";
   run: Run | undefined;
   /** Why the worker failed, when it reported an error before exiting. */
@@ -65,8 +67,11 @@ class Instance {
     private readonly start: () => Worker,
   ) {}
 
-  /** Starts the worker; resolves with its ready message, rejects when it fails to load. */
-  spawn(): Promise<Extract<FromWorker, { type: "ready" }>> {
+  /**
+   * Starts the worker; resolves with its ready message, rejects when it fails to load.
+   * `warm`: the instance runs the warm-up inference before it takes its first request.
+   */
+  spawn(warm = false): Promise<Extract<FromWorker, { type: "ready" }>> {
     this.state = "starting";
     this.failure = undefined;
     const worker = this.start();
@@ -76,8 +81,10 @@ class Instance {
       worker.on("message", (message: FromWorker) => {
         if (message.type === "ready") {
           ready = true;
-          this.state = "idle";
           resolve(message);
+          // The warm-up run's answer makes the instance idle and hands it to the first waiter.
+          if (warm && this.pool?.warm(this)) return;
+          this.state = "idle";
           this.pool?.instanceFree(this);
         } else if (message.type === "result" || message.type === "failed") {
           const run = this.run;
@@ -112,7 +119,7 @@ class Instance {
   post(run: Run, feeds: WireTensor[], outputNames: readonly string[], transfer: ArrayBuffer[]): void {
     this.state = "busy";
     this.run = run;
-    this.worker.postMessage({ type: "run", id: run.id, feeds, outputNames }, transfer);
+    this.worker!.postMessage({ type: "run", id: run.id, feeds, outputNames }, transfer);
   }
 
   /**
@@ -123,7 +130,10 @@ class Instance {
    * session (no run yet) is terminated, when it does not answer in time.
    */
   async release(graceMs = 5_000): Promise<void> {
-    if (this.state === "stopped") return;
+    if (this.state === "stopped" || !this.worker) {
+      this.state = "stopped";
+      return;
+    }
     const wasRunning = this.run !== undefined;
     this.state = "stopped";
     const worker = this.worker;
@@ -168,16 +178,20 @@ export class InstancePool implements LoadedModel {
     private readonly onExit?: InstanceExitListener,
   ) {}
 
-  /** Starts every instance; the first one's session gives the signature. */
+  /**
+   * Starts the first instance, whose session gives the signature; the model can serve (and the
+   * registry warm it and call it READY) as soon as that one is up. The others start meanwhile and
+   * join once each has run its own warm-up, so a cold start waits for one session, not N.
+   */
   async load(): Promise<void> {
     for (let i = 0; i < this.instanceCount; i++) this.instances.push(new Instance(i, this, this.start));
-    const results = await Promise.allSettled(this.instances.map((instance) => instance.spawn()));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) {
+    let ready: Extract<FromWorker, { type: "ready" }>;
+    try {
+      ready = await this.instances[0]!.spawn();
+    } catch (err) {
       await this.unload();
-      throw failed.reason;
+      throw err;
     }
-    const ready = (results[0] as PromiseFulfilledResult<Extract<FromWorker, { type: "ready" }>>).value;
     if (ready.fallback !== undefined) {
       this.spec.logger.warn(
         { model: this.spec.name, version: this.spec.version, requested: this.spec.settings.execution_providers, error: ready.fallback },
@@ -193,6 +207,47 @@ export class InstancePool implements LoadedModel {
       throw err;
     }
     this.executionProviders = ready.executionProviders;
+    for (const instance of this.instances.slice(1)) this.startAgain(instance, 0);
+  }
+
+  /**
+   * Posts the warm-up inference (zeros, empty strings) to an instance that just started;
+   * false when the model takes no warm-up. A graph that refuses zeros still serves: the
+   * failure is only logged, as the registry does for the first instance.
+   */
+  warm(instance: Instance): boolean {
+    if (!this.spec.warmup || this.closed) return false;
+    const transfer: ArrayBuffer[] = [];
+    const feeds = warmupInputs(this.inputs).map((t) => toWire(t, true, transfer));
+    const run: Run = {
+      id: this.nextId++,
+      resolve: () => undefined,
+      reject: (err: unknown) => {
+        this.spec.logger.debug({ model: this.spec.name, version: this.spec.version, instance: instance.index, error: (err as { message?: string }).message }, "warm-up inference failed on an instance; it serves anyway");
+      },
+    };
+    instance.post(run, feeds, this.outputs.map((o) => o.name), transfer);
+    return true;
+  }
+
+  /** Starts an instance (again) after `delay` ms, retrying with back-off while the model is loaded. */
+  private startAgain(instance: Instance, attempt: number, delay = 0): void {
+    const { name, version } = this.spec;
+    instance.state = "starting";
+    setTimeout(() => {
+      if (this.closed) return;
+      instance.spawn(true).then(
+        () => {
+          if (attempt > 0 || instance.exits > 0) this.spec.logger.info({ model: name, version, instance: instance.index }, "model instance restarted");
+        },
+        (err: unknown) => {
+          this.spec.logger.error({ model: name, version, instance: instance.index, error: (err as Error).message }, "model instance failed to start; trying again");
+          // Nothing can serve the requests waiting for an instance: they get a 503 rather than wait on.
+          if (this.liveInstances() === 0) this.refuseWaiting();
+          this.startAgain(instance, attempt + 1, RESTART_BACKOFF_MS[Math.min(attempt, RESTART_BACKOFF_MS.length - 1)]!);
+        },
+      );
+    }, delay).unref();
   }
 
   /** Instances able to run now or after their current run (not starting again after a failure). */
@@ -250,23 +305,7 @@ export class InstancePool implements LoadedModel {
     this.spec.logger.error({ model: name, version, instance: instance.index, reason, live_instances: this.liveInstances() }, "model instance stopped unexpectedly; restarting it");
     this.onExit?.({ model: name, version, instance: instance.index, reason });
     if (this.closed) return;
-    const restart = (attempt: number): void => {
-      instance.state = "starting";
-      const delay = RESTART_BACKOFF_MS[Math.min(attempt, RESTART_BACKOFF_MS.length - 1)]!;
-      setTimeout(() => {
-        if (this.closed) return;
-        instance.spawn().then(
-          () => this.spec.logger.info({ model: name, version, instance: instance.index }, "model instance restarted"),
-          (err: unknown) => {
-            this.spec.logger.error({ model: name, version, instance: instance.index, error: (err as Error).message }, "model instance failed to restart; trying again");
-            // Nothing can serve the requests waiting for an instance: they get a 503 rather than wait on.
-            if (this.liveInstances() === 0) this.refuseWaiting();
-            restart(attempt + 1);
-          },
-        );
-      }, delay).unref();
-    };
-    restart(0);
+    this.startAgain(instance, 0, RESTART_BACKOFF_MS[0]);
   }
 
   async unload(): Promise<void> {

@@ -128,7 +128,7 @@ export class ModelRegistry {
         }
         const started = performance.now();
         try {
-          const model = await this.backend.load({ name, version: version.version, file, settings, logger: this.logger });
+          const model = await this.backend.load({ name, version: version.version, file, settings, logger: this.logger, warmup: this.options.warmup !== false && settings.warmup });
           try {
             if (settings.dynamic_batching) {
               version.batcher = new DynamicBatcher(model, {
