@@ -134,6 +134,10 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   }) as Server;
   // Node's own answers (408 when a body did not arrive within requestTimeout, 400 for unparsable requests): logged and counted.
   server.on("clientError", clientErrorHandler({ logger, metrics, requestTimeoutMs: config.requestTimeoutMs }));
+  // A client that half-closes after sending its request (a FIN after the body: nc, some load tools)
+  // still gets its answer: by default Node aborts the requests in progress on that FIN, which now
+  // happens while a body is still being read or a model is running on its instance.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   // PROTOCOL=grpc: the same port also answers gRPC over h2c (runtime/src/grpc), loaded only then.
   let grpc: GrpcTransport | undefined;
   let listener: Server | NetServer = server;
