@@ -72,8 +72,20 @@ export const ConfigSchema = z
     pgliteDir: z.string().min(1).optional(),
     redisUrl: z.string().regex(/^rediss?:\/\//, "expected a redis:// or rediss:// URL").optional(),
     asyncSink: z.url({ error: "expected an http(s) URL" }).optional(),
+    /** Runs a queued request may have (interrupted ones included) before it is failed. */
+    asyncMaxAttempts: z.coerce.number({ error: "expected a number" }).int("expected a whole number").min(1, "expected 1 or more").default(3),
+    /** How long a process holds a queued or running request without renewing its lease (renewed every third of it). */
+    asyncLeaseSeconds: z.coerce.number({ error: "expected seconds" }).positive("expected more than 0").default(30),
+    /** How often the sweeper looks for stranded requests; unset: half the lease. */
+    asyncSweepSeconds: z.coerce.number({ error: "expected seconds" }).positive("expected more than 0").optional(),
     /** POST /api/v1/results; on with asyncInference unless set. */
     resultsCollector: booleanish.optional(),
+    /**
+     * The shared secret of the results path: the platform's request events and the worker's replies carry
+     * it (the `resultstoken` CloudEvent extension), the collector accepts only results that do. From a Secret;
+     * required with asyncInference and a Broker (ASYNC_SINK or K_SINK), and the same on every replica.
+     */
+    resultsToken: z.string().min(16, "use a token of at least 16 characters").regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces (it travels as a ce-* header)").optional(),
     /** The header the ingress sets to the authenticated user. */
     userHeader: z.string().regex(/^[a-z0-9-]+$/i, "expected a header name").transform((h) => h.toLowerCase()).default("x-user-id"),
     /** Default per-user limits per window; unset: unlimited. */
@@ -105,6 +117,11 @@ export const ConfigSchema = z
   .refine((c) => (c.modelName === undefined) === (c.modelDir === undefined), {
     message: "model name and model dir go together: give both (KServe's --model_name and --model_dir) or neither",
     path: ["modelDir"],
+  })
+  .refine((c) => !c.asyncInference || (c.asyncSink ?? c.loggerSink) === undefined || c.resultsToken !== undefined, {
+    message:
+      "required with asynchronous inference on a Broker (ASYNC_SINK or K_SINK): the shared secret that the worker's replies carry to the results collector; set the same value on every replica, from a Secret",
+    path: ["resultsToken"],
   });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -146,7 +163,11 @@ const SOURCES: Record<Key, { env: string; flags: string[] }> = {
   pgliteDir: { env: ENV.pgliteDir, flags: [] },
   redisUrl: { env: ENV.redisUrl, flags: [] },
   asyncSink: { env: ENV.asyncSink, flags: [] },
+  asyncMaxAttempts: { env: ENV.asyncMaxAttempts, flags: [] },
+  asyncLeaseSeconds: { env: ENV.asyncLeaseSeconds, flags: [] },
+  asyncSweepSeconds: { env: ENV.asyncSweepSeconds, flags: [] },
   resultsCollector: { env: ENV.resultsCollector, flags: [] },
+  resultsToken: { env: ENV.resultsToken, flags: [] },
   userHeader: { env: ENV.userHeader, flags: ["--user-header"] },
   quotaRequests: { env: ENV.quotaRequests, flags: ["--quota-requests"] },
   quotaTokens: { env: ENV.quotaTokens, flags: ["--quota-tokens"] },
@@ -178,7 +199,7 @@ Options (each also settable by the environment variable shown):
   --request-timeout-ms N         answer 504 after N ms (REQUEST_TIMEOUT_MS, default 60000)
   --max-inflight-per-model N     503 with Retry-After beyond N (MAX_INFLIGHT_PER_MODEL, default 1024)
   --max-buffered-request-bytes N request bytes held in memory at once, all requests together; 503 with
-                                 Retry-After beyond (MAX_BUFFERED_REQUEST_BYTES, default a quarter of the
+                                 Retry-After beyond (MAX_BUFFERED_REQUEST_BYTES, default an eighth of the
                                  container memory limit, else of the machine's memory, at most 1 GiB)
   --drain-delay-ms N             on SIGTERM keep accepting for N ms (DRAIN_DELAY_MS, default 2000)
   --drain-timeout-ms N           on SIGTERM wait at most N ms for in-flight work (DRAIN_TIMEOUT_MS, default 25000)
@@ -191,7 +212,10 @@ Options (each also settable by the environment variable shown):
   --async-inference BOOL         queued requests, status, usage, quotas (ASYNC_INFERENCE, default false);
                                  DATABASE_URL (PostgreSQL; unset: embedded PGlite, PGLITE_DATA_DIR),
                                  REDIS_URL (quota counters; unset: in-process), ASYNC_SINK (the Broker;
-                                 default K_SINK; unset: in-process queue), RESULTS_COLLECTOR
+                                 default K_SINK; unset: in-process queue), RESULTS_COLLECTOR,
+                                 RESULTS_TOKEN (shared secret of the results path; required with a Broker);
+                                 stranded requests: ASYNC_MAX_ATTEMPTS (default 3), ASYNC_LEASE_SECONDS
+                                 (default 30), ASYNC_SWEEP_SECONDS (default half the lease)
   --user-header NAME             the ingress' user header (USER_HEADER, default x-user-id)
   --quota-requests N, --quota-tokens N, --quota-window-seconds N
                                  default per-user limits per window (QUOTA_REQUESTS, QUOTA_TOKENS,

@@ -29,10 +29,10 @@ describe("the container memory limit and the default budget", () => {
     }
   });
 
-  it("is a quarter of the limit, else a quarter of the machine capped at 1 GiB", () => {
-    expect(defaultBufferedRequestBytes(512 * 1024 ** 2, 64 * 1024 ** 3).bytes).toBe(128 * 1024 ** 2);
+  it("is an eighth of the limit, else an eighth of the machine capped at 1 GiB", () => {
+    expect(defaultBufferedRequestBytes(512 * 1024 ** 2, 64 * 1024 ** 3).bytes).toBe(64 * 1024 ** 2);
     expect(defaultBufferedRequestBytes(undefined, 64 * 1024 ** 3)).toMatchObject({ bytes: 1024 ** 3, source: expect.stringMatching(/no container memory limit/) });
-    expect(defaultBufferedRequestBytes(undefined, 2 * 1024 ** 3).bytes).toBe(512 * 1024 ** 2);
+    expect(defaultBufferedRequestBytes(undefined, 2 * 1024 ** 3).bytes).toBe(256 * 1024 ** 2);
   });
 });
 

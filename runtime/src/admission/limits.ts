@@ -42,18 +42,21 @@ export interface BudgetDefault {
 }
 
 /**
- * The default MAX_BUFFERED_REQUEST_BYTES. A quarter of the container's memory limit:
- * the rest is the Node heap's own overhead, the parsed requests (a JSON array of
- * numbers takes several times its text), the models and ONNX Runtime's arenas, and
- * the responses. A 512 MiB pod holds at most 128 MiB of request bodies at once.
- * Without a limit (a laptop, a VM), a quarter of the machine's memory, at most 1 GiB:
+ * The default MAX_BUFFERED_REQUEST_BYTES. An eighth of the container's memory limit:
+ * each body held costs several times its size before it is answered (the decoded
+ * tensors, the strings of a text input, their copy on the model's instance, ONNX
+ * Runtime's own intermediates: `npm run bench`'s hostile load of 1 MB texts to
+ * `sentiment` peaked at about 3.5 bytes of resident memory per budgeted byte), and
+ * the rest of the limit holds the Node heap, the models and their arenas, and the
+ * responses. A 512 MiB pod holds at most 64 MiB of request bodies at once.
+ * Without a limit (a laptop, a VM), an eighth of the machine's memory, at most 1 GiB:
  * the machine is shared with whatever else runs there.
  */
 export function defaultBufferedRequestBytes(memoryLimit = containerMemoryLimit(), machine = totalmem()): BudgetDefault {
   if (memoryLimit !== undefined) {
-    return { bytes: Math.max(1, Math.floor(memoryLimit / 4)), source: `a quarter of the container memory limit (${memoryLimit} bytes)` };
+    return { bytes: Math.max(1, Math.floor(memoryLimit / 8)), source: `an eighth of the container memory limit (${memoryLimit} bytes)` };
   }
-  return { bytes: Math.max(1, Math.min(GiB, Math.floor(machine / 4))), source: `a quarter of the machine's memory (${machine} bytes), at most 1 GiB; no container memory limit` };
+  return { bytes: Math.max(1, Math.min(GiB, Math.floor(machine / 8))), source: `an eighth of the machine's memory (${machine} bytes), at most 1 GiB; no container memory limit` };
 }
 
 /**

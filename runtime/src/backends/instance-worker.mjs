@@ -9,11 +9,11 @@
  * (scripts/build.mjs copies it there). Everything with logic worth typing (signatures,
  * datatypes, errors) stays on the main thread; this file only moves tensors.
  *
- * Messages in:  {type: "run", id, feeds: [{name, type, dims, data}], outputNames}
+ * Messages in:  {type: "run", runs: [{id, feeds: [{name, type, dims, data}], outputNames}]}
  *               {type: "release"}, {type: "exit", code}
  * Messages out: {type: "ready", inputs, outputs, executionProviders, fallback?}
- *               {type: "result", id, outputs: [{name, type, dims, data}]}  (output buffers transferred)
- *               {type: "failed", id, message}                               (the run refused this input)
+ *               {type: "results", results: [{id, outputs: [{name, type, dims, data}]} | {id, message}]}
+ *                 (output buffers transferred; `message`: the run refused this input)
  *               {type: "released"}
  * A failure to create the session is thrown: the main thread sees it as the worker's error.
  */
@@ -51,6 +51,55 @@ function transferable(data, list) {
   }
 }
 
+/** Runs waiting here, in arrival order: the main thread may send the next before this one is done. */
+const queue = [];
+let draining = false;
+/** Answers not yet sent, and since when the oldest has waited. */
+let replies = [];
+let replyTransfer = [];
+let oldestReply = 0;
+
+function flush() {
+  if (replies.length === 0) return;
+  parentPort.postMessage({ type: "results", results: replies }, replyTransfer);
+  replies = [];
+  replyTransfer = [];
+}
+
+async function runOne({ id, feeds, outputNames }) {
+  let results;
+  try {
+    const tensors = {};
+    for (const f of feeds) tensors[f.name] = new ort.Tensor(f.type, f.data, f.dims);
+    results = await session.run(tensors, outputNames);
+  } catch (err) {
+    return { id, message: String(err?.message ?? err) };
+  }
+  const outputs = [];
+  for (const name of outputNames) {
+    const value = results[name];
+    outputs.push({ name, type: value.type, dims: value.dims.slice(), data: value.data });
+    transferable(value.data, replyTransfer);
+  }
+  return { id, outputs };
+}
+
+/**
+ * Runs the queue dry. Answers go back together while they come quickly (one message, one
+ * wake-up of the main thread for several tiny runs), and at once when the queue is empty or
+ * the oldest answer has waited a millisecond, so a long run never delays an earlier answer much.
+ */
+async function drain() {
+  draining = true;
+  while (queue.length > 0) {
+    const reply = await runOne(queue.shift());
+    if (replies.length === 0) oldestReply = performance.now();
+    replies.push(reply);
+    if (queue.length === 0 || performance.now() - oldestReply >= 1) flush();
+  }
+  draining = false;
+}
+
 parentPort.on("message", async (message) => {
   if (message.type === "release") {
     await session.release().catch(() => undefined);
@@ -58,26 +107,10 @@ parentPort.on("message", async (message) => {
     parentPort.close();
     return;
   }
-  // Stops this instance the way a fault would, with whatever run it holds unfinished (the tests'
+  // Stops this instance the way a fault would, with whatever runs it holds unfinished (the tests'
   // way to kill an instance mid-request: Worker.terminate() during a native run aborts the process).
   if (message.type === "exit") process.exit(message.code ?? 1);
   if (message.type !== "run") return;
-  const { id, feeds, outputNames } = message;
-  let results;
-  try {
-    const tensors = {};
-    for (const f of feeds) tensors[f.name] = new ort.Tensor(f.type, f.data, f.dims);
-    results = await session.run(tensors, outputNames);
-  } catch (err) {
-    parentPort.postMessage({ type: "failed", id, message: String(err?.message ?? err) });
-    return;
-  }
-  const outputs = [];
-  const transfer = [];
-  for (const name of outputNames) {
-    const value = results[name];
-    outputs.push({ name, type: value.type, dims: value.dims.slice(), data: value.data });
-    transferable(value.data, transfer);
-  }
-  parentPort.postMessage({ type: "result", id, outputs }, transfer);
+  queue.push(...message.runs);
+  if (!draining) void drain();
 });
