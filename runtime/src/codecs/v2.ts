@@ -11,41 +11,34 @@ import { InferenceRequestSchema } from "./schemas.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { decodeBinaryTensor, encodeBinaryData, rawInputShape } from "./binary.js";
 import { decodeJsonTensor, encodeJsonData } from "./json.js";
+import { decodedToInferenceRequest, type DecodedV2Request } from "./v2-decoder.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * A parsed V2 JSON request into the data plane's request. `binary` is the
- * section after the JSON header, when the client used the binary extension.
+ * An already parsed V2 JSON request (a CloudEvent's data, a queued request read back)
+ * into the data plane's request, through the same checks as the streaming decoder's
+ * output. `binary` is the section after the JSON header, when the client used the
+ * binary extension.
  */
 export function toInferenceRequest(body: unknown, modelName: string, modelVersion: string | undefined, binary?: Uint8Array): InferenceRequest {
   const parsed = InferenceRequestSchema.safeParse(body);
   if (!parsed.success) throw invalidInput(`invalid inference request: ${formatZodError(parsed.error)}`);
   const { id, parameters, inputs, outputs } = parsed.data;
-  let cursor = 0;
-  const tensors = inputs.map((input): Tensor => {
-    const size = input.parameters?.binary_data_size;
-    if (size === undefined) return decodeJsonTensor(input);
-    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
-      throw invalidInput(`input '${input.name}': binary_data_size must be a non-negative integer`);
-    }
-    if (!binary) throw invalidInput(`input '${input.name}' has binary_data_size but the request has no Inference-Header-Content-Length header`);
-    if (input.data !== undefined) throw invalidInput(`input '${input.name}' has both 'data' and binary_data_size; send one`);
-    if (cursor + size > binary.byteLength) {
-      throw invalidInput(`input '${input.name}': binary_data_size ${size} runs past the end of the body (${binary.byteLength - cursor} bytes of binary data left)`);
-    }
-    const tensor = decodeBinaryTensor(input, binary.subarray(cursor, cursor + size));
-    cursor += size;
-    return tensor;
-  });
-  if (binary && cursor !== binary.byteLength) {
-    throw invalidInput(`the body has ${binary.byteLength - cursor} bytes of binary data after the last input's binary_data_size`);
-  }
-  const request: InferenceRequest = { modelName, modelVersion, inputs: tensors };
-  if (id !== undefined) request.id = id;
-  if (parameters) request.parameters = parameters;
-  if (outputs) request.outputs = outputs;
-  return request;
+  const decoded: DecodedV2Request = {
+    inputs: inputs.map((input) => ({
+      name: input.name,
+      datatype: input.datatype,
+      shape: input.shape,
+      ...(input.parameters && { parameters: input.parameters }),
+      // Tensors with binary_data_size take their data from the binary section (decodedToInferenceRequest).
+      ...((input.parameters?.binary_data_size === undefined || input.data !== undefined) && { tensor: decodeJsonTensor(input) }),
+    })),
+  };
+  if (id !== undefined) decoded.id = id;
+  if (parameters) decoded.parameters = parameters;
+  if (outputs) decoded.outputs = outputs;
+  return decodedToInferenceRequest(decoded, modelName, modelVersion, binary);
 }
 
 /** Raw binary mode (Inference-Header-Content-Length: 0): the body is the single input's bytes. */
