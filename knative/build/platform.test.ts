@@ -50,7 +50,7 @@ function kustomize(dir: string): K8sObject[] {
   }
 }
 
-const SECRET_FILES = ["knative/platform/secrets/database.yaml", "knative/platform/secrets/redis.yaml", "knative/platform/secrets/rabbitmq-keda.yaml"];
+const SECRET_FILES = ["knative/platform/secrets/database.yaml", "knative/platform/secrets/redis.yaml", "knative/platform/secrets/results-token.yaml", "knative/platform/secrets/rabbitmq-keda.yaml"];
 const secrets = () => SECRET_FILES.flatMap((p) => parseManifests(file(p), p));
 const features = () => featuresFrom(parseManifests(file("knative/config-features.yaml")));
 
@@ -92,6 +92,7 @@ describe("knative/platform", () => {
       "PersistentVolumeClaim/inference-runtime-models",
       `RabbitmqBrokerConfig/${PLATFORM.brokerConfig}`,
       `Service/${PLATFORM.service}`,
+      `Service/${PLATFORM.resultsService}`,
       `Trigger/${PLATFORM.requestTrigger}`,
       `Trigger/${PLATFORM.resultTrigger}`,
     ]);
@@ -101,13 +102,13 @@ describe("knative/platform", () => {
 
   it("kubectl kustomize knative/platform/keda adds the worker Deployment, its Service, the ScaledObject and TriggerAuthentication, and retargets the request Trigger", () => {
     const kinds = keda.map((o) => o.kind).sort();
-    expect(kinds).toEqual(["Broker", "ConfigMap", "Deployment", "Job", "PersistentVolumeClaim", "RabbitmqBrokerConfig", "ScaledObject", "Service", "Service", "Trigger", "Trigger", "TriggerAuthentication"]);
+    expect(kinds).toEqual(["Broker", "ConfigMap", "Deployment", "Job", "PersistentVolumeClaim", "RabbitmqBrokerConfig", "ScaledObject", "Service", "Service", "Service", "Trigger", "Trigger", "TriggerAuthentication"]);
     expect(formatProblems(validateObjects(keda, { features: features() }))).toBe("");
     expect(formatProblems(validatePlatformReferences(keda, secrets()))).toBe("");
     const trigger = byKind(keda, "Trigger", PLATFORM.requestTrigger);
     expect(trigger.spec.subscriber).toEqual({ ref: { apiVersion: "v1", kind: "Service", name: PLATFORM.worker } });
-    // Its dead letters still go to the Knative Service's collector.
-    expect(trigger.spec.delivery.deadLetterSink).toEqual({ ref: { apiVersion: "serving.knative.dev/v1", kind: "Service", name: PLATFORM.service }, uri: ASYNC_PATHS.results });
+    // Its dead letters still go to the cluster-local collector.
+    expect(trigger.spec.delivery.deadLetterSink).toEqual({ ref: { apiVersion: "serving.knative.dev/v1", kind: "Service", name: PLATFORM.resultsService }, uri: ASYNC_PATHS.results });
     // The Deployment reads the same hash-suffixed ConfigMap as the Knative Service.
     const cm = byKind(keda, "ConfigMap");
     const worker = byKind(keda, "Deployment", PLATFORM.worker);
@@ -137,14 +138,15 @@ describe("knative/platform", () => {
   it("the Secret templates are valid Secrets with obvious placeholders, in the format the runtime checks", () => {
     const templates = secrets();
     expect(formatProblems(validateObjects(templates))).toBe("");
-    expect(templates.map((s) => s.metadata?.name)).toEqual([SECRETS.database.name, SECRETS.redis.name, SECRETS.keda.name]);
+    expect(templates.map((s) => s.metadata?.name)).toEqual([SECRETS.database.name, SECRETS.redis.name, SECRETS.results.name, SECRETS.keda.name]);
     for (const [path, content] of [...platformFiles()].filter(([p]) => p.includes("/secrets/"))) {
       expect(content, path).toMatch(/TEMPLATE:/);
       expect(content, path).toMatch(/kubectl create secret generic/);
     }
-    for (const s of templates) for (const v of Object.values((s as any).stringData as Record<string, string>)) expect(v).toMatch(/USER|PASSWORD|HOST/);
+    for (const s of templates) for (const v of Object.values((s as any).stringData as Record<string, string>)) expect(v).toMatch(/USER|PASSWORD|HOST|REPLACE/);
     // The placeholders have the shape the runtime's configuration accepts (a real value is a drop-in).
-    const { config } = loadConfig([], { [ENV.databaseUrl]: SECRETS.database.placeholder, [ENV.redisUrl]: SECRETS.redis.placeholder });
+    const { config } = loadConfig([], { [ENV.databaseUrl]: SECRETS.database.placeholder, [ENV.redisUrl]: SECRETS.redis.placeholder, [ENV.resultsToken]: SECRETS.results.placeholder });
+    expect(config.resultsToken).toBe(SECRETS.results.placeholder);
     expect(config.databaseUrl).toBe(SECRETS.database.placeholder);
     expect(config.redisUrl).toBe(SECRETS.redis.placeholder);
   });
@@ -159,7 +161,14 @@ describe("knative/platform", () => {
     expect(config.userHeader).toBe(ASYNC.userHeader);
     expect(config.quotaRequests).toBe(ASYNC.quota.requests);
     expect(config.quotaUsers).toEqual(ASYNC.quotaUsers);
-    expect(config.resultsCollector).toBeUndefined(); // on by default with ASYNC_INFERENCE
+    // The public async Service never collects results; the cluster-local results Service does, with the same token.
+    expect(config.resultsCollector).toBe(false);
+    expect(config.resultsToken).toBe(SECRETS.results.placeholder);
+    expect(container.env.find((e: any) => e.name === ENV.resultsToken).valueFrom.secretKeyRef).toEqual({ name: SECRETS.results.name, key: SECRETS.results.key });
+    const results = server(byKind(base, "Service", PLATFORM.resultsService, "serving.knative.dev/v1").spec.template.spec);
+    const r = loadConfig([], resolvedEnv(results, base)).config;
+    expect(r).toMatchObject({ asyncInference: true, resultsCollector: true, resultsToken: SECRETS.results.placeholder, databaseUrl: SECRETS.database.placeholder });
+    expect(byKind(base, "Service", PLATFORM.resultsService, "serving.knative.dev/v1").metadata.labels["networking.knative.dev/visibility"]).toBe("cluster-local");
     // Never a literal connection string; POD_NAMESPACE defined before ASYNC_SINK expands it.
     const names = container.env.map((e: any) => e.name);
     expect(container.env.find((e: any) => e.name === ENV.databaseUrl).valueFrom.secretKeyRef).toEqual({ name: SECRETS.database.name, key: SECRETS.database.key });
@@ -203,10 +212,11 @@ describe("knative/platform", () => {
     expect(req.spec.filter).toEqual({ attributes: { type: REQUEST_EVENT_TYPE } });
     expect(req.spec.subscriber).toEqual({ ref: { apiVersion: "serving.knative.dev/v1", kind: "Service", name: PLATFORM.service } });
     expect(req.spec.delivery).toMatchObject({ retry: expect.any(Number), backoffPolicy: "exponential", backoffDelay: expect.stringMatching(/^PT/) });
-    expect(req.spec.delivery.deadLetterSink).toEqual({ ref: { apiVersion: "serving.knative.dev/v1", kind: "Service", name: PLATFORM.service }, uri: ASYNC_PATHS.results });
+    expect(req.spec.delivery.deadLetterSink).toEqual({ ref: { apiVersion: "serving.knative.dev/v1", kind: "Service", name: PLATFORM.resultsService }, uri: ASYNC_PATHS.results });
     const res = byKind(base, "Trigger", PLATFORM.resultTrigger);
     expect(res.spec.filter).toEqual({ attributes: { type: RESPONSE_EVENT_TYPE } });
-    expect(res.spec.subscriber).toEqual({ ref: { apiVersion: "serving.knative.dev/v1", kind: "Service", name: PLATFORM.service }, uri: ASYNC_PATHS.results });
+    // The collector is the cluster-local results Service, never the public async Service.
+    expect(res.spec.subscriber).toEqual({ ref: { apiVersion: "serving.knative.dev/v1", kind: "Service", name: PLATFORM.resultsService }, uri: ASYNC_PATHS.results });
     // containerConcurrency x max-scale in flight: exactly what the worker's pods take at their limit.
     const annotations = asyncService(base).spec.template.metadata.annotations;
     expect(Number(req.metadata.annotations[PARALLELISM_ANNOTATION])).toBe(REQUEST_PARALLELISM);
@@ -269,6 +279,7 @@ describe("the platform checks reject broken manifests", () => {
   const find = (objects: any[], kind: string, name?: string) => objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
   const svc = (objects: any[]) => objects.find((o) => o.kind === "Service" && o.apiVersion === "serving.knative.dev/v1");
   const env = (objects: any[]) => svc(objects).spec.template.spec.containers[0].env as any[];
+  const resultsEnv = (objects: any[]) => find(objects, "Service", PLATFORM.resultsService).spec.template.spec.containers[0].env as any[];
 
   const cases: [string, "base" | "keda", (o: any[]) => void, RegExp][] = [
     // RabbitmqBrokerConfig (structure, eventing-rabbitmq's webhook)
@@ -289,7 +300,14 @@ describe("the platform checks reject broken manifests", () => {
     ["the request Trigger's dead letters going elsewhere than the collector", "base", (o) => (find(o, "Trigger", PLATFORM.requestTrigger).spec.delivery.deadLetterSink.uri = "/dead"), /request Trigger's dead-letter sink must be the results collector/],
     ["the request Trigger without a dead-letter sink", "base", (o) => delete find(o, "Trigger", PLATFORM.requestTrigger).spec.delivery.deadLetterSink, /request Trigger's dead-letter sink: missing/],
     ["the result Trigger delivering to the worker's root", "base", (o) => delete find(o, "Trigger", PLATFORM.resultTrigger).spec.subscriber.uri, /result Trigger's subscriber must be the results collector/],
-    ["the collector turned off on the Service the results go to", "base", (o) => env(o).push({ name: ENV.resultsCollector, value: "false" }), /does not run the results collector/],
+    ["the collector turned off on the Service the results go to", "base", (o) => (resultsEnv(o).find((e: any) => e.name === ENV.resultsCollector).value = "false"), /does not run the results collector/],
+    // The results path: cluster-local collector, RESULTS_TOKEN from one Secret
+    ["the collector on the public async Service", "base", (o) => (env(o).find((e: any) => e.name === ENV.resultsCollector).value = "true"), /runs the results collector \(\/api\/v1\/results\) on a public URL/],
+    ["the collector's Service made public", "base", (o) => delete find(o, "Service", PLATFORM.resultsService).metadata.labels["networking.knative.dev/visibility"], /inference-runtime-async-results is public; the results collector must run in a cluster-local Knative Service/],
+    ["the result Trigger delivering to the public async Service", "base", (o) => (find(o, "Trigger", PLATFORM.resultTrigger).spec.subscriber.ref.name = PLATFORM.service), /does not run the results collector/],
+    ["RESULTS_TOKEN written in the manifest", "base", (o) => { const e = env(o).find((x: any) => x.name === ENV.resultsToken); delete e.valueFrom; e.value = "0123456789abcdef0123"; }, /RESULTS_TOKEN is written in the manifest: take it from a Secret/],
+    ["RESULTS_TOKEN unset on the worker", "base", (o) => { const e = env(o); e.splice(e.findIndex((x: any) => x.name === ENV.resultsToken), 1); }, /RESULTS_TOKEN is unset: with a Broker the runtime refuses to start/],
+    ["RESULTS_TOKEN from another Secret key on the collector than on the worker", "base", (o) => (resultsEnv(o).find((e: any) => e.name === ENV.resultsToken).valueFrom.secretKeyRef.key = "OTHER"), /different Secret keys: the worker's token would not be the collector's/],
     ["a Trigger without a type filter", "base", (o) => delete find(o, "Trigger", PLATFORM.resultTrigger).spec.filter, /an unfiltered Trigger into the runtime would loop/],
     ["a worker without asynchronous inference", "base", (o) => (env(o).find((e: any) => e.name === ENV.asyncInference).value = "false"), /does not run the async worker/],
     // References: Secrets and environment

@@ -28,6 +28,7 @@ import { ASYNC_PATHS } from "../../runtime/src/constants.js";
 import { REQUEST_DELIVERY, SINK_DELIVERY, type DeliverySpec, type Destination, type KReference } from "./eventing.js";
 import {
   annotationPath,
+  autoscalingAnnotations,
   containerSecurityContext,
   labels,
   modelVolume,
@@ -35,7 +36,9 @@ import {
   pullerContainer,
   serverContainer,
   serverEnv,
+  service,
   type JsonPatchOp,
+  type KnativeService,
 } from "./knative.js";
 import { APP_NAME, ASYNC_SERVICE_NAME, CONCURRENCY, ENV, IMAGE_CPU, IMAGE_WORKDIR, VERSION } from "./settings.js";
 import { GENERATED_HEADER, renderDocument, renderDocuments, type Commented, type Path } from "./yaml.js";
@@ -58,8 +61,11 @@ export const PARALLELISM_ANNOTATION = "rabbitmq.eventing.knative.dev/parallelism
 export const MIGRATE_BIN: string = packageJson.bin["inference-migrate"];
 
 export const PLATFORM = {
-  /** The Knative Service with ASYNC_INFERENCE=true: async API, worker (POST /), results collector. */
+  /** The Knative Service with ASYNC_INFERENCE=true: async API and worker (POST /), public; RESULTS_COLLECTOR=false. */
   service: ASYNC_SERVICE_NAME,
+  /** The cluster-local Knative Service that runs the results collector (the result Trigger's and dead letters' subscriber). */
+  resultsService: `${ASYNC_SERVICE_NAME}-results`,
+  resultsSecret: "inference-async-results",
   broker: "inference-async",
   brokerConfig: "inference-async-rabbitmq",
   /** The RabbitmqCluster the RabbitmqBrokerConfig points at (knative/platform/rabbitmq/ makes one). */
@@ -77,7 +83,7 @@ export const PLATFORM = {
 } as const;
 
 /** Labels' component values (app.kubernetes.io/component). */
-export const COMPONENTS = { service: "async", worker: "async-worker", eventing: "async-eventing", migration: "async-migration", queue: "async-queue" } as const;
+export const COMPONENTS = { service: "async", results: "async-results", worker: "async-worker", eventing: "async-eventing", migration: "async-migration", queue: "async-queue" } as const;
 
 /** Async Service bounds, and the dispatch concurrency that follows from them. */
 export const ASYNC = {
@@ -131,6 +137,12 @@ export const SECRETS = {
     placeholder: "rediss://:PASSWORD@HOST:6379/0",
     what: "the Redis URL of the quota counters",
   },
+  results: {
+    name: PLATFORM.resultsSecret,
+    key: ENV.resultsToken,
+    placeholder: "REPLACE-WITH-A-RANDOM-TOKEN-openssl-rand-hex-32",
+    what: "the shared secret of the results path (RESULTS_TOKEN): the worker's replies carry it, the results collector accepts only results that do",
+  },
   keda: {
     name: PLATFORM.kedaSecret,
     keys: { host: "http://HOST.NAMESPACE.svc:15672/", username: "USERNAME", password: "PASSWORD" } as Record<string, string>,
@@ -147,6 +159,7 @@ export function asyncEnv(): V1EnvVar[] {
     secretEnv(ENV.databaseUrl, SECRETS.database.name, SECRETS.database.key),
     secretEnv(ENV.redisUrl, SECRETS.redis.name, SECRETS.redis.key),
     { name: ENV.asyncSink, value: ASYNC_SINK_VALUE },
+    secretEnv(ENV.resultsToken, SECRETS.results.name, SECRETS.results.key),
     { name: ENV.userHeader, value: ASYNC.userHeader },
     { name: ENV.quotaRequests, value: String(ASYNC.quota.requests) },
     { name: ENV.quotaTokens, value: String(ASYNC.quota.tokens) },
@@ -165,6 +178,8 @@ const ENV_COMMENTS: Record<string, string> = {
     "in this namespace (not knative-eventing's shared broker-ingress). Check it against",
     `kubectl get broker ${PLATFORM.broker} -o jsonpath='{.status.address.url}'.`,
   ].join("\n"),
+  [ENV.resultsToken]: `From the Secret ${SECRETS.results.name} (secrets/results-token.yaml): the shared secret on the request events and the\nworker's replies; the results collector refuses any result without it. The same Secret in every runtime here.`,
+  [ENV.resultsCollector]: `false: POST ${ASYNC_PATHS.results} is not served on this public URL; the collector runs in ${PLATFORM.resultsService},\nwhich is cluster-local (service-results.yaml).`,
   [ENV.userHeader]: "The header your ingress sets to the authenticated user (here oauth2-proxy's). The ingress must\nstrip it from client requests, or clients can spend each other's quota.",
   [ENV.quotaRequests]: "Example per-user limits per window (unset: unlimited); tune them.",
   [ENV.quotaUsers]: "Per-user overrides, JSON.",
@@ -181,7 +196,58 @@ export function asyncPatch(): JsonPatchOp[] {
     { op: "replace", path: "/spec/template/metadata/labels/app.kubernetes.io~1component", value: COMPONENTS.service },
     { op: "replace", path: annotationPath("autoscaling.knative.dev/max-scale"), value: String(ASYNC.maxScale) },
     ...asyncEnv().map((value): JsonPatchOp => ({ op: "add", path: SERVER_ENV, value })),
+    { op: "add", path: SERVER_ENV, value: { name: ENV.resultsCollector, value: "false" } },
   ];
+}
+
+/** Knative Serving's label that keeps a Service off the public ingress (cluster-local: <name>.<namespace>.svc.cluster.local only). */
+export const VISIBILITY_LABEL = "networking.knative.dev/visibility";
+export const CLUSTER_LOCAL = "cluster-local";
+
+/**
+ * The results collector's own Knative Service: cluster-local (no route through the public ingress), running
+ * the collector (RESULTS_COLLECTOR=true) for the result Trigger and the dead-letter sinks. Same image, model
+ * store and ConfigMap as the async Service (a full runtime; it serves the collector only to the Broker).
+ */
+export function resultsService(): KnativeService {
+  const base = service();
+  const template = base.spec.template;
+  const container = serverContainer(IMAGE_CPU);
+  return {
+    ...base,
+    metadata: { name: PLATFORM.resultsService, labels: { ...labels(COMPONENTS.results), [VISIBILITY_LABEL]: CLUSTER_LOCAL } },
+    spec: {
+      template: {
+        ...template,
+        metadata: {
+          labels: { ...labels(COMPONENTS.results), "app.kubernetes.io/version": VERSION },
+          annotations: { ...autoscalingAnnotations(), "autoscaling.knative.dev/max-scale": "2" },
+        },
+        spec: { ...template.spec, containers: [{ ...container, env: [...serverEnv(), ...asyncEnv(), { name: ENV.resultsCollector, value: "true" }] }] },
+      },
+    },
+  };
+}
+
+function resultsServiceManifest(): Commented<KnativeService> {
+  const object = resultsService();
+  const env = object.spec.template.spec.containers[0]!.env!;
+  return {
+    object,
+    header: [
+      GENERATED_HEADER(SOURCE),
+      "",
+      `The results collector (POST ${ASYNC_PATHS.results}) in a Knative Service of its own, cluster-local: the`,
+      `result Trigger and the dead-letter sinks deliver to it; the public Services (${PLATFORM.service}, ${APP_NAME})`,
+      `run with ${ENV.resultsCollector}=false, so no client can post a result through the ingress. Results are also`,
+      `authenticated: each carries ${ENV.resultsToken} (the resultstoken CloudEvent extension), from a Secret.`,
+    ].join("\n"),
+    comments: [
+      [["metadata", "labels", VISIBILITY_LABEL], "Knative Serving's cluster-local visibility: reachable only inside the cluster\n(http://<name>.<namespace>.svc.cluster.local), never through the ingress gateway."],
+      [["spec", "template", "metadata", "annotations", "autoscaling.knative.dev/max-scale"], "Results are one small database write each: two pods are plenty."],
+      [["spec", "template", "spec", "containers", 0, "env", env.findIndex((e) => e.name === ENV.resultsCollector)], "The collector on; the async API and the worker run here too but nothing routes to them."],
+    ],
+  };
 }
 
 export function asyncPatchManifest(): Commented<JsonPatchOp[]> {
@@ -252,8 +318,8 @@ export interface PlatformTrigger {
 }
 
 const asyncServiceRef = (): KReference => ({ apiVersion: SERVING_API, kind: "Service", name: PLATFORM.service });
-/** The results collector: POST /api/v1/results on the async Service (uri relative to the ref). */
-export const collector = (): Destination => ({ ref: asyncServiceRef(), uri: ASYNC_PATHS.results });
+/** The results collector: POST /api/v1/results on the cluster-local results Service (uri relative to the ref). */
+export const collector = (): Destination => ({ ref: { apiVersion: SERVING_API, kind: "Service", name: PLATFORM.resultsService }, uri: ASYNC_PATHS.results });
 
 export function platformBroker(): PlatformBroker {
   return {
@@ -459,7 +525,7 @@ export function platformBaseKustomization(): Commented {
     object: {
       ...KUSTOMIZE_API,
       bases: ["../../base"],
-      resources: ["rabbitmq-broker-config.yaml", "broker.yaml", "triggers.yaml", "migration-job.yaml"],
+      resources: ["rabbitmq-broker-config.yaml", "broker.yaml", "triggers.yaml", "migration-job.yaml", "service-results.yaml"],
       patchesJson6902: [{ target: { group: "serving.knative.dev", version: "v1", kind: "Service", name: APP_NAME }, path: "service-async-patch.yaml" }],
     },
     header: [
@@ -826,6 +892,17 @@ export function secretTemplates(): { path: string; doc: Commented<V1Secret> }[] 
       },
     },
     {
+      path: "knative/platform/secrets/results-token.yaml",
+      doc: {
+        object: secretTemplate(SECRETS.results.name, { [SECRETS.results.key]: SECRETS.results.placeholder }, COMPONENTS.results),
+        header: secretHeader(SECRETS.results.what, [
+          `kubectl create secret generic ${SECRETS.results.name} -n NS \\`,
+          `  --from-literal=${SECRETS.results.key}="$(openssl rand -hex 32)"`,
+        ]),
+        comments: [[["stringData", SECRETS.results.key], "At least 16 printable ASCII characters, no spaces (it travels as a ce-resultstoken header).\nRotate it by updating the Secret and restarting the runtimes (new revisions) together."]],
+      },
+    },
+    {
       path: "knative/platform/secrets/rabbitmq-keda.yaml",
       doc: {
         object: secretTemplate(SECRETS.keda.name, SECRETS.keda.keys, COMPONENTS.worker),
@@ -854,6 +931,7 @@ export function platformFiles(): Map<string, string> {
     ["knative/platform/base/triggers.yaml", renderDocuments(triggersManifest())],
     ["knative/platform/base/migration-job.yaml", renderDocument(migrationJobManifest())],
     ["knative/platform/base/service-async-patch.yaml", renderDocument(asyncPatchManifest())],
+    ["knative/platform/base/service-results.yaml", renderDocument(resultsServiceManifest())],
     ["knative/platform/keda/kustomization.yaml", renderDocument(kedaKustomization())],
     ["knative/platform/keda/worker.yaml", renderDocuments(workerManifest())],
     ["knative/platform/keda/scaling.yaml", renderDocuments(scalingManifest())],

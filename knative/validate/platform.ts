@@ -21,7 +21,15 @@
  */
 import { REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE } from "../../runtime/src/cloudevents/constants.js";
 import { ASYNC_PATHS, ENV } from "../../runtime/src/constants.js";
-import { BROKER_CLASS_ANNOTATION, PARALLELISM_ANNOTATION, RABBITMQ_BROKER_CLASS, RABBITMQ_BROKER_CONFIG_API, RABBITMQ_CLUSTER_API } from "../build/platform.js";
+import {
+  BROKER_CLASS_ANNOTATION,
+  CLUSTER_LOCAL,
+  PARALLELISM_ANNOTATION,
+  RABBITMQ_BROKER_CLASS,
+  RABBITMQ_BROKER_CONFIG_API,
+  RABBITMQ_CLUSTER_API,
+  VISIBILITY_LABEL,
+} from "../build/platform.js";
 import { checkFields, checkMetadata } from "./core.js";
 import { describe, isRecord, joinPath, type K8sObject, type Problem } from "./problems.js";
 
@@ -314,7 +322,37 @@ export function validatePlatformReferences(objects: K8sObject[], secrets: K8sObj
     const spec = podSpecBehind(obj, at, dest.ref);
     const server = spec ? asyncContainer(spec) : undefined;
     if (spec && (!server || !collectsResults(server))) add(obj, [...at, "ref"], `${what}: ${dest.ref?.name} does not run the results collector (${ENV.asyncInference}=true, ${ENV.resultsCollector} not false)`);
+    const ksvc = isRec(dest.ref) && dest.ref.kind === "Service" && dest.ref.apiVersion === "serving.knative.dev/v1" ? find("serving.knative.dev/v1", "Service", dest.ref.name) : undefined;
+    if (ksvc && ksvc.metadata?.labels?.[VISIBILITY_LABEL] !== CLUSTER_LOCAL) {
+      add(obj, [...at, "ref"], `${what}: ${dest.ref.name} is public; the results collector must run in a cluster-local Knative Service (label ${VISIBILITY_LABEL}: ${CLUSTER_LOCAL})`, "policy");
+    }
   };
+
+  // The collector never on a public URL: a client could post results through the ingress.
+  for (const ksvc of objects.filter((o) => o.apiVersion === "serving.knative.dev/v1" && o.kind === "Service")) {
+    if (ksvc.metadata?.labels?.[VISIBILITY_LABEL] === CLUSTER_LOCAL) continue;
+    const spec = (ksvc.spec as Rec | undefined)?.template?.spec;
+    const server = isRec(spec) ? asyncContainer(spec) : undefined;
+    if (server && collectsResults(server)) {
+      add(ksvc, "spec.template.spec.containers", `runs the results collector (${ASYNC_PATHS.results}) on a public URL: set ${ENV.resultsCollector}=false here and run it in a cluster-local Service`, "policy");
+    }
+  }
+
+  // RESULTS_TOKEN: from a Secret, one and the same in every async runtime (a shared secret).
+  const tokenSources = new Map<string, K8sObject>();
+  for (const { obj, base, spec } of podSpecs(objects)) {
+    for (const [ci, container] of ((spec.containers as Rec[] | undefined) ?? []).entries()) {
+      if (envValue(container, ENV.asyncInference) !== "true") continue;
+      const e = envOf(container, ENV.resultsToken);
+      const at = [...base, "containers", ci, "env"];
+      if (!e) add(obj, at, `${ENV.resultsToken} is unset: with a Broker the runtime refuses to start (the results path's shared secret)`, "policy");
+      else if (e.value !== undefined) add(obj, at, `${ENV.resultsToken} is written in the manifest: take it from a Secret (valueFrom.secretKeyRef)`, "policy");
+      else if (e.valueFrom?.secretKeyRef) tokenSources.set(JSON.stringify({ name: e.valueFrom.secretKeyRef.name, key: e.valueFrom.secretKeyRef.key }), obj);
+    }
+  }
+  if (tokenSources.size > 1) {
+    for (const [source, obj] of tokenSources) add(obj, "spec.template.spec.containers", `${ENV.resultsToken} comes from ${source}, but the runtimes read it from ${tokenSources.size} different Secret keys: the worker's token would not be the collector's`, "policy");
+  }
 
   // Brokers and their configuration.
   for (const broker of objects.filter((o) => o.apiVersion === "eventing.knative.dev/v1" && o.kind === "Broker")) {

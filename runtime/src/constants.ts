@@ -60,7 +60,18 @@ export const ENV = {
   redisUrl: "REDIS_URL",
   /** Where queued requests are published (the Broker); defaults to K_SINK; unset: an in-process queue. */
   asyncSink: "ASYNC_SINK",
+  /** Runs a queued request may have before it is failed (default 3). */
+  asyncMaxAttempts: "ASYNC_MAX_ATTEMPTS",
+  /** Lease of a process on a queued or running request, in seconds (default 30; renewed every third of it). */
+  asyncLeaseSeconds: "ASYNC_LEASE_SECONDS",
+  /** How often stranded requests are looked for, in seconds (default: half the lease). */
+  asyncSweepSeconds: "ASYNC_SWEEP_SECONDS",
   resultsCollector: "RESULTS_COLLECTOR",
+  /**
+   * The shared secret the platform's events carry to the results collector (the `resultstoken`
+   * CloudEvent extension), from a Secret; required with a Broker, the same on every replica.
+   */
+  resultsToken: "RESULTS_TOKEN",
   userHeader: "USER_HEADER",
   quotaRequests: "QUOTA_REQUESTS",
   quotaTokens: "QUOTA_TOKENS",
@@ -115,8 +126,13 @@ export const METRICS = {
   modelReady: "inference_server_model_ready",
   /** Inference-logger CloudEvents by outcome: sent, failed (after retries), dropped (queue full). */
   loggerEvents: "inference_server_logger_events_total",
-  /** Asynchronous requests by event: submitted, started, redelivered, succeeded, failed. */
+  /** Asynchronous requests by event: submitted, started, redelivered, requeued (taken over from a stopped process), succeeded, failed. */
   asyncRequests: "inference_server_async_requests_total",
+  /**
+   * Results the collector refused, by reason: no_token, invalid_token (401), not_running,
+   * attempt_mismatch (403), finished (a valid result for a request already finished: recorded nothing).
+   */
+  asyncResultsRefused: "inference_server_async_results_refused_total",
   /** Quota decisions by outcome: admitted, rejected, store_error_refused, store_error_admitted. */
   quotaDecisions: "inference_server_quota_decisions_total",
   /** Request body bytes held in memory now (reserved against MAX_BUFFERED_REQUEST_BYTES), and that budget. */

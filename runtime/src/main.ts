@@ -28,6 +28,12 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const { logger } = server;
+  // The embedded request store starts in the background: if it cannot, the process exits (its error is logged).
+  server.asyncStoreReady?.catch(() => {
+    logger.flush();
+    process.stderr.write("inference-server: the request store could not be started (see the log)\n");
+    setTimeout(() => process.exit(1), 50).unref();
+  });
 
   // A fault outside any request is logged and survived: one bad code path must not take every model down.
   process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled promise rejection"));

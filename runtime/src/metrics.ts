@@ -91,8 +91,15 @@ export class Metrics {
 
   readonly asyncRequests = new Counter({
     name: METRICS.asyncRequests,
-    help: "Asynchronous inference requests by event: submitted, started, redelivered, succeeded, failed",
+    help: "Asynchronous inference requests by event: submitted, started, redelivered, requeued (taken over from a stopped process), succeeded, failed",
     labelNames: ["event"] as const,
+    registers: [this.registry],
+  });
+
+  readonly asyncResultsRefused = new Counter({
+    name: METRICS.asyncResultsRefused,
+    help: "Results refused by the async results collector, by reason: no_token, invalid_token (401), not_running, attempt_mismatch (403), finished (already finished: nothing recorded)",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
 

@@ -38,6 +38,8 @@ export interface RunningServer {
   metrics: Metrics;
   /** Settles when the initial model loads have finished (each READY or UNAVAILABLE). */
   modelsLoaded: Promise<void>;
+  /** ASYNC_INFERENCE: settles when the request store is usable (the embedded one starts in the background); rejects if it cannot start. */
+  asyncStoreReady?: Promise<void>;
   /**
    * Graceful shutdown, as on SIGTERM: readiness turns 503 at once; connections are
    * still accepted for drainDelayMs (while Knative takes the pod out of rotation);
@@ -55,6 +57,8 @@ export interface StartOptions {
   logger?: Logger;
   /** The model backend; the ONNX Runtime one by default (tests wrap it, e.g. to hold a run at a gate). */
   backend?: ModelBackend;
+  /** Tests: the embedded request store (ASYNC_INFERENCE without DATABASE_URL) starts opening only once this settles. */
+  asyncStoreGate?: Promise<unknown>;
 }
 
 export async function startServer(input: ConfigInput = {}, options: StartOptions = {}): Promise<RunningServer> {
@@ -63,6 +67,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   const redacted = {
     ...config,
     repositoryApiToken: config.repositoryApiToken && "[REDACTED]",
+    resultsToken: config.resultsToken && "[REDACTED]",
     loggerUrl: config.loggerUrl && redactUrl(config.loggerUrl),
     loggerSink: config.loggerSink && redactUrl(config.loggerSink),
     asyncSink: config.asyncSink && redactUrl(config.asyncSink),
@@ -99,7 +104,8 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   let asyncSetup: AsyncSetup | undefined;
   if (config.asyncInference) {
     const { startAsyncInference } = await import("./async/setup.js");
-    asyncSetup = await startAsyncInference(config, { dataPlane, logger, metrics });
+    // Returns at once with the embedded PGlite store, which starts in the background (asyncStoreReady).
+    asyncSetup = await startAsyncInference(config, { dataPlane, logger, metrics }, { storeGate: options.asyncStoreGate });
   }
 
   let draining = false;
@@ -115,7 +121,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
     inflight,
     repositoryApi: { enabled: config.repositoryApi === "enabled", token: config.repositoryApiToken },
     cloudEvents: { type: config.ceType, source: config.ceSource, merge: config.ceMerge },
-    async: asyncSetup && { service: asyncSetup.service, userHeader: config.userHeader, collector: config.resultsCollector ?? true },
+    async: asyncSetup && { service: asyncSetup.service, userHeader: config.userHeader, collector: config.resultsCollector ?? true, resultsToken: config.resultsToken },
   });
   // CloudEvents inference logger (runtime/src/cloudevents/logger.ts), on when LOGGER_URL or K_SINK is set;
   // flushed on drain and close, before the models unload.
@@ -170,6 +176,8 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
   const modelsLoaded = Promise.all(descriptors.map((d) => registry.load(d))).then(() => {
     dataPlane.startupComplete();
     logger.info({ ms: Math.round(performance.now() - started), ready: dataPlane.ready() }, "models loaded");
+    // Requests a stopped process left queued or running are taken over once there are models to run them.
+    asyncSetup?.recover();
   });
   if (options.waitForModels !== false) await modelsLoaded;
 
@@ -202,6 +210,7 @@ export async function startServer(input: ConfigInput = {}, options: StartOptions
     logger,
     metrics,
     modelsLoaded,
+    asyncStoreReady: asyncSetup?.storeReady,
     async drain() {
       const started = performance.now();
       draining = true;

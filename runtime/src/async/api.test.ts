@@ -16,7 +16,7 @@ import { ConfigError, loadConfig } from "../config.js";
 import { buildBinaryRequest } from "../testing/binary-client.js";
 import { identityModel, removeRepository } from "../testing/fixtures.js";
 import { startTestServer, type RunningServer } from "../testing/server.js";
-import { asyncRepository, capturingLogger, counterValues, getFrom, postJsonTo, request, waitForFinal, type HttpResult } from "./testing.js";
+import { asyncRepository, capturingLogger, counterValues, getFrom, postJsonTo, request, TEST_RESULTS_TOKEN, waitForFinal, type HttpResult } from "./testing.js";
 
 const MAX_BYTES = 4096;
 
@@ -29,7 +29,8 @@ beforeAll(async () => {
   repo = await asyncRepository({ "echo/1/model.onnx": identityModel("STRING"), "half/1/model.onnx": identityModel("FLOAT16") });
   const { logger, lines } = capturingLogger();
   logLines = lines;
-  server = await startTestServer(repo, { asyncInference: true, quotaRequests: 3, maxRequestBytes: MAX_BYTES }, { logger });
+  // A RESULTS_TOKEN without a Broker is allowed (nothing needs it: results are recorded in process); the collector tests use it.
+  server = await startTestServer(repo, { asyncInference: true, quotaRequests: 3, maxRequestBytes: MAX_BYTES, resultsToken: TEST_RESULTS_TOKEN }, { logger });
   url = server.url;
 }, 60_000);
 
@@ -73,7 +74,7 @@ describe("in-process mode (no broker, PGlite, in-process quota)", () => {
       window_seconds: 3600,
       msg:
         "asynchronous inference on, for local use: embedded PGlite store (no DATABASE_URL), in-process quota counters (no REDIS_URL), " +
-        "in-process queue (no ASYNC_SINK or K_SINK): queued requests do not survive a restart",
+        "in-process queue (no ASYNC_SINK or K_SINK): queued requests run again after a restart (kept in the store)",
     });
   });
 
@@ -295,7 +296,7 @@ describe("bad input on the results collector", () => {
   it("a structured-mode response event is taken like a binary one", async () => {
     const id = expectAccepted(await submit({ prompt: "nice", model: "sentiment" }, { "x-user-id": "structured" }));
     await waitForFinal(url, id);
-    const message = HTTP.structured(new CloudEvent<unknown>({ type: RESPONSE_EVENT_TYPE, source: "/tests", correlationid: id, data: { error: "late" } }));
+    const message = HTTP.structured(new CloudEvent<unknown>({ type: RESPONSE_EVENT_TYPE, source: "/tests", correlationid: id, resultstoken: TEST_RESULTS_TOKEN, data: { error: "late" } }));
     const res = await send(message);
     expect(res.status, res.body).toBe(200);
     expect(res.json).toEqual({ request_id: id, recorded: false, known: true });

@@ -29,6 +29,7 @@ import {
   getFrom,
   postJsonTo,
   request,
+  TEST_RESULTS_TOKEN,
   type HttpResult,
 } from "./testing.js";
 
@@ -55,6 +56,7 @@ beforeAll(async () => {
     databaseUrl: pg.url,
     redisUrl: redis.url,
     asyncSink: broker.url,
+    resultsToken: TEST_RESULTS_TOKEN,
     quotaRequests: 1000,
   });
   url = server.url;
@@ -342,7 +344,7 @@ describe("the production wiring", () => {
     const guarded = await Sink.start();
     const { logger, lines } = capturingLogger();
     const sink = guarded.url.replace("http://", "http://broker:s%3Ccret@");
-    const other = await startTestServer(repo, { asyncInference: true, databaseUrl: pg.url, redisUrl: redis.url, asyncSink: sink, quotaRequests: 5 }, { logger });
+    const other = await startTestServer(repo, { asyncInference: true, databaseUrl: pg.url, redisUrl: redis.url, asyncSink: sink, resultsToken: TEST_RESULTS_TOKEN, quotaRequests: 5 }, { logger });
     try {
       const summary = lines.find((l) => typeof l.msg === "string" && l.msg.startsWith("asynchronous inference on"));
       expect(summary).toMatchObject({ msg: "asynchronous inference on", store: "postgres", quota_counter: "redis", queue: guarded.url.replace("http://", "http://REDACTED@") });
@@ -496,7 +498,7 @@ describe("failures", () => {
 
   it("a response event for a request this store does not know is acknowledged, not recorded", async () => {
     const message = HTTP.binary(
-      new CloudEvent<unknown>({ type: RESPONSE_EVENT_TYPE, source: "/elsewhere", correlationid: "no-such-request", datacontenttype: "application/json", data: { outputs: [] } }),
+      new CloudEvent<unknown>({ type: RESPONSE_EVENT_TYPE, source: "/elsewhere", correlationid: "no-such-request", resultstoken: TEST_RESULTS_TOKEN, datacontenttype: "application/json", data: { outputs: [] } }),
     );
     const res = await deliverReply(url, { headers: message.headers as Record<string, string>, body: message.body as string, status: 200, json: undefined });
     expect(res.status, res.body).toBe(200);

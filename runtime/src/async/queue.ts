@@ -47,6 +47,8 @@ export class BrokerQueue implements RequestQueue {
     private readonly source: string,
     private readonly logger: Logger,
     private readonly options: { attempts: number; timeoutMs: number } = { attempts: 4, timeoutMs: 5_000 },
+    /** Extensions every request event carries besides its own: the results token (RESULTS_TOKEN). */
+    private readonly extensions: Record<string, string> = {},
   ) {
     const url = new URL(sink);
     if (url.username || url.password) {
@@ -61,6 +63,7 @@ export class BrokerQueue implements RequestQueue {
     await loadSdk();
     const { CloudEvent } = sdk();
     const attributes: Record<string, unknown> = {
+      ...this.extensions,
       specversion: "1.0",
       id: request.id,
       source: this.source,

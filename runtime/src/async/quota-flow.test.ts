@@ -14,7 +14,7 @@ import { removeRepository } from "../testing/fixtures.js";
 import { startPostgres, type TestPostgres } from "../testing/postgres.js";
 import { startRedis, type RedisServer } from "../testing/redis.js";
 import { startTestServer, type RunningServer } from "../testing/server.js";
-import { asyncRepository, counterValues, deliverReply, deliverToWorker, getFrom, postJsonTo, type HttpResult } from "./testing.js";
+import { asyncRepository, counterValues, deliverReply, deliverToWorker, getFrom, postJsonTo, TEST_RESULTS_TOKEN, type HttpResult } from "./testing.js";
 
 /** 30 days: a run never straddles two windows. */
 const WINDOW = 30 * 24 * 3600;
@@ -35,6 +35,7 @@ beforeAll(async () => {
     databaseUrl: postgres.url,
     redisUrl: redis.url,
     asyncSink: broker.url,
+    resultsToken: TEST_RESULTS_TOKEN,
     quotaRequests: LIMIT,
     quotaWindowSeconds: WINDOW,
     // Per-user limits replace the defaults as a whole: tok-user has no request limit.

@@ -13,7 +13,7 @@ import { removeRepository } from "../testing/fixtures.js";
 import { startPostgres, type TestPostgres } from "../testing/postgres.js";
 import { startRedis, type RedisServer } from "../testing/redis.js";
 import { startTestServer, type RunningServer } from "../testing/server.js";
-import { asyncRepository, counterValues, deliverReply, deliverToWorker, getFrom, pool, postJsonTo, type HttpResult } from "./testing.js";
+import { asyncRepository, counterValues, deliverReply, deliverToWorker, getFrom, pool, postJsonTo, TEST_RESULTS_TOKEN, type HttpResult } from "./testing.js";
 
 const USER = "steady";
 const WINDOW = 30 * 24 * 3600;
@@ -32,6 +32,7 @@ beforeAll(async () => {
     databaseUrl: postgres.url,
     redisUrl: redis.url,
     asyncSink: broker.url,
+    resultsToken: TEST_RESULTS_TOKEN,
     quotaRequests: 100_000,
     quotaWindowSeconds: WINDOW,
     quotaOnStoreError: "fail-closed",

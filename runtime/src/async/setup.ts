@@ -7,23 +7,63 @@
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { DataPlane } from "../dataplane/dataplane.js";
+import { EXTENSIONS } from "../cloudevents/constants.js";
 import { redactUrl } from "../logging.js";
 import type { Metrics } from "../metrics.js";
 import { createQuotaCounter, QuotaPolicy } from "./quota/policy.js";
 import { BrokerQueue, InProcessQueue, type QueuedRequest } from "./queue.js";
 import { AsyncInference } from "./service.js";
 import { openRequestStore } from "./store/index.js";
+import { deferredStore } from "./deferred-store.js";
+import type { RequestStore } from "./types.js";
 
 export interface AsyncSetup {
   service: AsyncInference;
+  /** Starts the sweeper of stranded requests (once the models are loaded, so that what it queues again can run). */
+  recover(): void;
   /** Finishes in-process deliveries (at most timeoutMs), writes pending usage, closes the store and the counter. */
   close(timeoutMs: number): Promise<void>;
+  /**
+   * Settles once the request store is usable: at once with PostgreSQL (opened before this returns);
+   * with the embedded PGlite store, when it has started in the background (it rejects if it cannot).
+   */
+  storeReady: Promise<void>;
 }
 
-export async function startAsyncInference(config: Config, deps: { dataPlane: DataPlane; logger: Logger; metrics: Metrics }): Promise<AsyncSetup> {
+export interface AsyncStartOptions {
+  /** Tests: the embedded store starts opening only once this settles. */
+  storeGate?: Promise<unknown>;
+}
+
+export async function startAsyncInference(
+  config: Config,
+  deps: { dataPlane: DataPlane; logger: Logger; metrics: Metrics },
+  options: AsyncStartOptions = {},
+): Promise<AsyncSetup> {
   const { dataPlane, metrics } = deps;
   const logger = deps.logger.child({ component: "async" });
-  const store = await openRequestStore({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, logger });
+  let store: RequestStore;
+  let storeReady: Promise<void>;
+  if (config.databaseUrl) {
+    store = await openRequestStore({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, logger });
+    storeReady = Promise.resolve();
+  } else {
+    // The embedded store takes seconds to start (WebAssembly, initdb, migrations): in the background, while the
+    // server listens and loads its models; until it is ready the async API answers 503 with Retry-After.
+    const started = performance.now();
+    logger.info({ store: "pglite", dataDir: config.pgliteDir ?? null }, "starting the embedded PGlite request store (in the background: the async API answers 503 until it is ready)");
+    const opening = (options.storeGate ?? Promise.resolve()).then(() => openRequestStore({ pgliteDir: config.pgliteDir, logger }));
+    const deferred = deferredStore("pglite", opening);
+    store = deferred.store;
+    storeReady = deferred.ready.then(
+      () => logger.info({ store: "pglite", ms: Math.round(performance.now() - started) }, "embedded PGlite request store ready"),
+      (err: unknown) => {
+        logger.error({ err, store: "pglite" }, "the embedded PGlite request store could not be started: the async API answers 503");
+        throw err;
+      },
+    );
+    storeReady.catch(() => undefined);
+  }
   const limited = config.quotaRequests !== undefined || config.quotaTokens !== undefined || Object.keys(config.quotaUsers).length > 0;
   const counter = limited ? createQuotaCounter({ redisUrl: config.redisUrl, windowSeconds: config.quotaWindowSeconds, logger }) : undefined;
   const quota = counter
@@ -37,11 +77,24 @@ export async function startAsyncInference(config: Config, deps: { dataPlane: Dat
         onDecision: (outcome) => metrics.quotaDecisions.inc({ outcome }),
       })
     : undefined;
-  const service = new AsyncInference({ dataPlane, store, quota, windowSeconds: config.quotaWindowSeconds, logger, metrics });
+  const service = new AsyncInference({
+    dataPlane,
+    store,
+    quota,
+    windowSeconds: config.quotaWindowSeconds,
+    logger,
+    metrics,
+    leaseSeconds: config.asyncLeaseSeconds,
+    sweepSeconds: config.asyncSweepSeconds,
+    maxAttempts: config.asyncMaxAttempts,
+  });
 
   const sink = config.asyncSink ?? config.loggerSink;
   if (sink) {
-    service.useQueue(new BrokerQueue(sink, config.ceSource ?? "io.kserve.inference.async", logger));
+    // The request events carry RESULTS_TOKEN (required with a Broker): the worker answers only those as the
+    // platform's, and the collector takes a dead-lettered one only with it.
+    const extensions: Record<string, string> = config.resultsToken === undefined ? {} : { [EXTENSIONS.resultsToken]: config.resultsToken };
+    service.useQueue(new BrokerQueue(sink, config.ceSource ?? "io.kserve.inference.async", logger, undefined, extensions));
   } else {
     // No Broker: the worker and the collector run here, through the same code the Broker's deliveries reach.
     const deliver = async (queued: QueuedRequest) => {
@@ -49,8 +102,15 @@ export async function startAsyncInference(config: Config, deps: { dataPlane: Dat
       if (outcome.kind === "unknown") throw new Error(`request ${queued.id} is not in the store`);
       if (outcome.kind === "succeeded") await service.collect(queued.id, { response: JSON.parse(outcome.response) as unknown });
       if (outcome.kind === "failed") await service.collect(queued.id, { error: outcome.error });
+      service.release(queued.id);
     };
-    service.useQueue(new InProcessQueue(deliver, (queued, reason) => service.collect(queued.id, { error: `delivery failed: ${reason}` }).then(() => undefined), logger));
+    // Dead-lettered: the platform's failure (retries spent), so its quota and usage are refunded.
+    const deadLetter = (queued: QueuedRequest, reason: string) =>
+      service
+        .collect(queued.id, { error: `delivery failed: ${reason}` }, undefined, { refund: true })
+        .then(() => undefined)
+        .finally(() => service.release(queued.id));
+    service.useQueue(new InProcessQueue(deliver, deadLetter, logger, config.asyncMaxAttempts));
   }
   dataPlane.setAdmission(service.admission);
 
@@ -63,12 +123,15 @@ export async function startAsyncInference(config: Config, deps: { dataPlane: Dat
       window_seconds: config.quotaWindowSeconds,
     },
     store.kind === "pglite" || !sink || (counter && !config.redisUrl)
-      ? `asynchronous inference on, for local use:${store.kind === "pglite" ? " embedded PGlite store (no DATABASE_URL)," : ""}${counter && !config.redisUrl ? " in-process quota counters (no REDIS_URL)," : ""}${sink ? "" : " in-process queue (no ASYNC_SINK or K_SINK): queued requests do not survive a restart"}`
+      ? `asynchronous inference on, for local use:${store.kind === "pglite" ? " embedded PGlite store (no DATABASE_URL)," : ""}${counter && !config.redisUrl ? " in-process quota counters (no REDIS_URL)," : ""}${sink ? "" : " in-process queue (no ASYNC_SINK or K_SINK): queued requests run again after a restart (kept in the store)"}`
       : "asynchronous inference on",
   );
 
   return {
     service,
+    storeReady,
+    // Once the store is open. PGlite: one process per database, so every unfinished request of an earlier process is stranded at once.
+    recover: () => void storeReady.then(() => service.startSweeper({ claimAll: store.kind === "pglite" }), () => undefined),
     async close(timeoutMs) {
       dataPlane.setAdmission(undefined);
       await service.close(timeoutMs).catch((err: unknown) => logger.warn({ err }, "closing asynchronous inference"));

@@ -27,6 +27,9 @@ export async function asyncRepository(extra: Record<string, Uint8Array | string>
 }
 
 export type HttpResult = Reply;
+
+/** RESULTS_TOKEN of the test servers that use a Broker: the shared secret of the results path. */
+export const TEST_RESULTS_TOKEN = "test-results-token-0123456789";
 export { request };
 
 export function postJsonTo(url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {

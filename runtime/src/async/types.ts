@@ -45,6 +45,35 @@ export interface NewAsyncRequest {
 
 export type Completion = { status: "succeeded"; response: unknown } | { status: "failed"; error: string };
 
+/**
+ * Who holds a request, and for how long (runtime/migrations/002_request_leases.sql):
+ * a per-process worker id and a lease the holder renews while it holds it.
+ */
+export interface Lease {
+  worker: string;
+  leaseSeconds: number;
+}
+
+/** What the sweeper may take over (RequestStore.sweep). */
+export interface SweepOptions extends Lease {
+  /** Runs (claims) a request may have before it is failed. */
+  maxAttempts: number;
+  /**
+   * "lease": queued and running requests whose lease has expired (the in-process
+   * queue: a queued request is held by the process that queued it).
+   * "outbox": running requests whose lease has expired and queued requests never
+   * confirmed published whose lease has expired (a Broker holds the published ones).
+   * "all": every unfinished request not held by `worker`, whatever its lease (one
+   * process per database, at its start: PGlite).
+   */
+  scope: "lease" | "outbox" | "all";
+  /** At most this many requests per call (default 100). */
+  limit?: number;
+}
+
+/** A claim that did not change the request (RequestStore.markRunning). */
+export type ClaimRefusal = "finished" | "busy" | "exhausted";
+
 /** Requests and tokens a user used in one quota window. */
 export interface Usage {
   requests: number;
@@ -65,14 +94,42 @@ export interface RequestStore {
    * transaction. The same id again changes nothing and returns the stored record
    * with created=false.
    */
-  createRequest(request: NewAsyncRequest, window: Date): Promise<{ record: AsyncRequestRecord; created: boolean }>;
+  createRequest(request: NewAsyncRequest, window: Date, lease?: Lease): Promise<{ record: AsyncRequestRecord; created: boolean }>;
   /**
    * queued or running → running, attempts + 1, started_at set (first time). A
    * finished request is returned unchanged with changed=false; unknown: undefined.
+   * With a claim: the request is claimed for `worker` under a lease, and only if it
+   * is queued, or running under an expired lease or this worker's, and has had
+   * fewer than maxAttempts runs; otherwise changed=false and `refused` says why.
    */
-  markRunning(id: string): Promise<{ record: AsyncRequestRecord; changed: boolean } | undefined>;
-  /** Sets the final state once; later completions change nothing (changed=false). Unknown: undefined. */
-  complete(id: string, completion: Completion): Promise<{ record: AsyncRequestRecord; changed: boolean } | undefined>;
+  markRunning(
+    id: string,
+    claim?: Lease & { maxAttempts: number },
+  ): Promise<{ record: AsyncRequestRecord; changed: boolean; refused?: ClaimRefusal } | undefined>;
+  /**
+   * Sets the final state once; later completions change nothing (changed=false). Unknown: undefined.
+   * refund: a failure of the platform (not of the request): the request's usage is taken back from
+   * its window, once (refunded=true when this call did it).
+   */
+  complete(
+    id: string,
+    completion: Completion,
+    options?: { refund?: boolean },
+  ): Promise<{ record: AsyncRequestRecord; changed: boolean; refunded?: boolean } | undefined>;
+  /** Extends the lease of every unfinished request `worker` holds (of `ids`, when given); how many. */
+  renewLeases(lease: Lease & { ids?: readonly string[] }): Promise<number>;
+  /** `worker` gives a running request back to the Broker for redelivery: held by no process, claimable at once, swept after a lease. */
+  releaseLease(id: string, lease: Lease): Promise<void>;
+  /** The outbox: the Broker took the request event (a queued request is then the Broker's to hold). */
+  markPublished(id: string, worker: string): Promise<void>;
+  /**
+   * Takes over stranded requests (see SweepOptions.scope), each claimed by one
+   * caller only (FOR UPDATE SKIP LOCKED): those with runs left are re-queued,
+   * held by `worker` (to be queued again by the caller); the others are failed
+   * with a reason, and their usage refunded when they never ran to the end.
+   * `held`: requests the caller holds itself (in its in-process queue), never taken.
+   */
+  sweep(options: SweepOptions & { held?: readonly string[] }): Promise<{ requeued: AsyncRequestRecord[]; failed: Array<{ record: AsyncRequestRecord; refunded: boolean }> }>;
   getRequest(id: string): Promise<AsyncRequestRecord | undefined>;
   /** Adds synchronous requests' usage to a user's window (batched by the caller). */
   addUsage(userId: string, window: Date, usage: Usage): Promise<void>;
@@ -109,6 +166,8 @@ export interface QuotaCounter {
    * counts nothing. Rejects (throws) when the counter store cannot be reached.
    */
   admit(userId: string, tokens: number, limits: QuotaLimits, now?: Date): Promise<QuotaDecision>;
+  /** Takes back one request of `tokens` counted in the window holding `at` (never below zero). */
+  refund(userId: string, tokens: number, at: Date): Promise<void>;
   close(): Promise<void>;
 }
 

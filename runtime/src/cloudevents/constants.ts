@@ -25,6 +25,13 @@ export const EXTENSIONS = {
   causationId: "causationid",
   /** Reply: the request's correlationid when it had one, else the request event's id (same extension). */
   correlationId: "correlationid",
+  /**
+   * Asynchronous inference (runtime/src/async): the shared secret (RESULTS_TOKEN) on the platform's
+   * request events and on the worker's replies, which the results collector checks.
+   */
+  resultsToken: "resultstoken",
+  /** Asynchronous inference: the worker's reply carries the attempt (the request's attempts when it ran). */
+  attempt: "attempt",
   /** Logger events (KServe's names). */
   inferenceService: "inferenceservicename",
   namespace: "namespace",

@@ -19,6 +19,8 @@ export interface ReplyOptions {
   source?: string;
   /** CE_MERGE: carry the request's extensions (and subject) over to the reply. */
   merge: boolean;
+  /** The reply's own extensions besides the standard ones (the async worker's resultstoken and attempt). */
+  extensions?: Record<string, string | number>;
 }
 
 /** Header-safe printable ASCII: anything else cannot be a ce-* header value without encoding. */
@@ -43,13 +45,15 @@ export function replyAttributes(request: CloudEvent<unknown>, response: Inferenc
     [EXTENSIONS.correlationId]: typeof requestCorrelation === "string" && requestCorrelation !== "" ? requestCorrelation : request.id,
     [EXTENSIONS.model]: response.modelName,
     [EXTENSIONS.modelVersion]: response.modelVersion,
+    ...options.extensions,
   };
   if (!options.merge) return own;
   // KServe's CE_MERGE keeps the request's attributes but for id and time; the reply's own always win here.
   const merged: Record<string, unknown> = {};
   if (request.subject !== undefined && carriable(request.subject)) merged.subject = request.subject;
   for (const [name, value] of Object.entries(extensionsOf(request))) {
-    if (!(name in own) && carriable(value)) merged[name] = value;
+    // Never the request's resultstoken: only the worker's own replies carry the token (set above).
+    if (!(name in own) && name !== EXTENSIONS.resultsToken && carriable(value)) merged[name] = value;
   }
   return { ...merged, ...own };
 }

@@ -25,12 +25,18 @@ import { failureReplyMessage, replyMessage, type ReplyOptions } from "./reply.js
 import type { AsyncInference } from "../async/service.js";
 import { ASYNC_EXTENSIONS } from "../async/queue.js";
 import { checkUserId } from "../async/service.js";
+import { checkResultsToken } from "../async/results-token.js";
 
 export interface CloudEventOptions extends Partial<ReplyOptions> {
   maxRequestBytes: number;
   logger?: Logger;
   /** Asynchronous inference: request events on POST / whose id is a queued request run as the worker. */
   worker?: AsyncInference;
+  /**
+   * RESULTS_TOKEN: with it, only request events that carry it (the platform's, from the Broker) run as
+   * the worker, and the worker's replies carry it (and the attempt) to the results collector.
+   */
+  resultsToken?: string;
 }
 
 /** Which model an event on POST / is for, and what named it (for error messages). */
@@ -80,6 +86,12 @@ export function cloudEventRoutes(dataPlane: DataPlane, options: CloudEventOption
     options.logger?.warn({ ce_type: reply.type }, "CE_TYPE equals the request event type: replies would be delivered back as requests; POST / refuses them, so events there will fail");
   }
 
+  /** The worker's replies: the token and the attempt, for the results collector. */
+  const workerReply = (attempt: number): ReplyOptions => ({
+    ...reply,
+    extensions: { ...(options.resultsToken === undefined ? {} : { [EXTENSIONS.resultsToken]: options.resultsToken }), [EXTENSIONS.attempt]: attempt },
+  });
+
   /** Refused on every endpoint: an event of the reply's own type is one of our replies coming back. */
   function checkType(type: string, endpoint: Endpoint): void {
     if (type === reply.type) {
@@ -125,16 +137,19 @@ export function cloudEventRoutes(dataPlane: DataPlane, options: CloudEventOption
       }
       target = choice;
     }
-    if (options.worker && endpoint === "root" && received.event.type === REQUEST_EVENT_TYPE) {
+    // With RESULTS_TOKEN, a request event is the platform's only when it carries the token: any other
+    // (a client's) is an ordinary inference event, and its reply never carries the token.
+    const platformEvent = options.resultsToken === undefined || checkResultsToken(options.resultsToken, received.event[EXTENSIONS.resultsToken]) === "ok";
+    if (options.worker && platformEvent && endpoint === "root" && received.event.type === REQUEST_EVENT_TYPE) {
       // A queued request (runtime/src/async), delivered by the Broker: run it once, whatever the redeliveries.
       const outcome = await options.worker.work(received.event.id, received.data, { protocol: "cloudevent" });
       if (outcome.kind === "done") return c.json({ request_id: received.event.id, status: outcome.record.status, note: "already finished; nothing to do" }, 200);
       if (outcome.kind === "succeeded") {
-        const message = replyMessage(received.mode, received.event, { modelName: target.name, modelVersion: outcome.modelVersion, outputs: [] }, outcome.response, reply);
+        const message = replyMessage(received.mode, received.event, { modelName: target.name, modelVersion: outcome.modelVersion, outputs: [] }, outcome.response, workerReply(outcome.attempt));
         return c.body(message.body, 200, message.headers);
       }
       if (outcome.kind === "failed") {
-        const message = failureReplyMessage(received.mode, received.event, target.name, outcome.error, reply);
+        const message = failureReplyMessage(received.mode, received.event, target.name, outcome.error, workerReply(outcome.attempt));
         return c.body(message.body, 200, message.headers);
       }
     }

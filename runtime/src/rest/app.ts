@@ -37,7 +37,7 @@ export interface AppOptions extends Omit<ObserveOptions, "logger"> {
   /** CloudEvent replies (CE_TYPE, CE_SOURCE, CE_MERGE); KServe's defaults when absent. */
   cloudEvents?: Pick<CloudEventOptions, "type" | "source" | "merge">;
   /** Asynchronous inference (ASYNC_INFERENCE): the async API, Prefer: respond-async, the worker, the collector. */
-  async?: { service: AsyncInference; userHeader: string; collector: boolean };
+  async?: { service: AsyncInference; userHeader: string; collector: boolean; resultsToken?: string };
 }
 
 /** Above this declared length, an early error answer closes the connection rather than read the body. */
@@ -136,7 +136,7 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
 
   // CloudEvents (runtime/src/cloudevents): POST /, and the infer endpoints when the request is an event
   // (ce-* headers or an application/cloudevents Content-Type); before v2/v1, which get every other request.
-  app.route("/", cloudEventRoutes(dataPlane, { maxRequestBytes: options.maxRequestBytes, logger: options.logger, ...options.cloudEvents, worker: options.async?.service }));
+  app.route("/", cloudEventRoutes(dataPlane, { maxRequestBytes: options.maxRequestBytes, logger: options.logger, ...options.cloudEvents, worker: options.async?.service, resultsToken: options.async?.resultsToken }));
   app.route("/", v2Routes(dataPlane, { maxRequestBytes: options.maxRequestBytes, async: options.async }));
   if (options.async) {
     app.route("/", asyncRoutes(options.async.service, {
@@ -144,6 +144,9 @@ export function createApp(dataPlane: DataPlane, repository: ModelRepositoryHandl
       userHeader: options.async.userHeader,
       collector: options.async.collector,
       responseType: options.cloudEvents?.type ?? RESPONSE_EVENT_TYPE,
+      resultsToken: options.async.resultsToken,
+      logger: options.logger,
+      metrics: options.metrics,
     }));
   }
   app.route("/", v1Routes(dataPlane, options));

@@ -10,6 +10,9 @@
  * the ingress' header (USER_HEADER) or, failing that, the body's user_id.
  */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import { checkResultsToken } from "../async/results-token.js";
+import type { Metrics } from "../metrics.js";
 import { checkUserId, requestStatusView, type AsyncInference } from "../async/service.js";
 import { ASYNC_PATHS } from "../constants.js";
 import { EXTENSIONS, REQUEST_EVENT_TYPE } from "../cloudevents/constants.js";
@@ -58,6 +61,10 @@ export interface AsyncRouteOptions {
   collector: boolean;
   /** The reply type the worker's response events carry (CE_TYPE). */
   responseType: string;
+  /** RESULTS_TOKEN: the collector takes results that carry it only; absent, it takes none (in-process mode records results itself). */
+  resultsToken?: string;
+  logger: Logger;
+  metrics: Metrics;
 }
 
 function userOf(c: Context, bodyUser: unknown, header: string): string {
@@ -122,26 +129,62 @@ export function asyncRoutes(service: AsyncInference, options: AsyncRouteOptions)
       const mode = claimedMode(c);
       if (mode === undefined || mode === "batch") throw invalidInput(`${ASYNC_PATHS.results} takes one CloudEvent (binary or structured mode): a response event or a dead-lettered request event`);
       const { event, data } = await receiveCloudEvent(c, mode, options.maxRequestBytes);
+      const refuse = (status: 401 | 403, reason: string, id: unknown, message: string, details: Record<string, unknown> = {}) => {
+        options.metrics.asyncResultsRefused.inc({ reason });
+        options.logger.warn({ reason, request_id: typeof id === "string" ? id.slice(0, 200) : undefined, event_type: preview(event.type), event_source: preview(event.source), ...details }, `results collector: refused a result (${reason})`);
+        return c.json({ error: message }, status);
+      };
+      /** Only the platform's events carry RESULTS_TOKEN: anything else is refused before it can touch a request. */
+      const authenticate = (id: unknown) => {
+        const check = checkResultsToken(options.resultsToken, event[EXTENSIONS.resultsToken]);
+        if (check === "ok") return undefined;
+        if (options.resultsToken === undefined) {
+          return refuse(401, check, id, `${ASYNC_PATHS.results} takes no results here: no RESULTS_TOKEN is configured (without a Broker, results never come over HTTP)`);
+        }
+        return refuse(401, check, id, check === "no_token" ? `a result needs the '${EXTENSIONS.resultsToken}' extension (RESULTS_TOKEN)` : `invalid '${EXTENSIONS.resultsToken}' extension`);
+      };
+      const answer = (id: string, result: Awaited<ReturnType<AsyncInference["collect"]>>) => {
+        if (result.refused) {
+          const { reason, status, attempts } = result.refused;
+          const why = reason === "not_running" ? `is ${status}, not running` : `is on attempt ${attempts}, not this one`;
+          return refuse(403, reason, id, `request ${preview(id)} ${why}: result refused`, { status, attempts });
+        }
+        if (result.known && !result.changed) options.metrics.asyncResultsRefused.inc({ reason: "finished" });
+        return c.json({ request_id: id, recorded: result.changed, known: result.known }, 200);
+      };
       if (event.type === options.responseType) {
         const id = event[EXTENSIONS.correlationId];
         if (typeof id !== "string" || id === "") throw invalidInput(`a response event needs the '${EXTENSIONS.correlationId}' extension: the id of the request it answers`);
+        const refused = authenticate(id);
+        if (refused) return refused;
+        const attempt = attemptOf(event[EXTENSIONS.attempt]);
         const outcome = isErrorData(data) ? { error: data.error } : { response: data };
-        const result = await service.collect(id, outcome);
-        return c.json({ request_id: id, recorded: result.changed, known: result.known }, 200);
+        // A reply answers a request the worker is running, under the attempt it says.
+        return answer(id, await service.collect(id, outcome, { states: ["running"], attempt }));
       }
       if (event.type === REQUEST_EVENT_TYPE) {
         // Dead-lettered: the Broker gave up delivering it (Knative adds knativeerror* extensions).
+        const refused = authenticate(event.id);
+        if (refused) return refused;
         const code = event.knativeerrorcode;
         const reason = decodeErrorData(event.knativeerrordata);
         const error = `delivery failed${code !== undefined ? ` (HTTP ${String(code)})` : ""}${reason ? `: ${reason}` : ""}`;
-        const result = await service.collect(event.id, { error });
-        return c.json({ request_id: event.id, recorded: result.changed, known: result.known }, 200);
+        // Dead-lettered before the worker ever took it (the model was gone), or while it was running.
+        return answer(event.id, await service.collect(event.id, { error }, { states: ["queued", "running"] }));
       }
       throw invalidInput(`${ASYNC_PATHS.results} takes '${options.responseType}' events and dead-lettered '${REQUEST_EVENT_TYPE}' events, not ${preview(event.type)}`);
     });
   }
 
   return app;
+}
+
+/** The reply's attempt extension (a number, or digits in binary mode): absent, not checked; malformed, a 400. */
+function attemptOf(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === "number" ? value : typeof value === "string" && /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw invalidInput(`the '${EXTENSIONS.attempt}' extension must be a positive integer, not ${preview(value)}`);
+  return n;
 }
 
 function isErrorData(data: unknown): data is { error: string } {

@@ -79,9 +79,9 @@ const ASYNC_PATHS: Record<string, Partial<Record<Method, Operation>>> = {
   "/api/v1/results": {
     post: {
       tag: "async",
-      summary: "Results collector: the worker's response CloudEvents and dead-lettered request events (Knative Trigger subscriber)",
+      summary: "Results collector: the worker's response CloudEvents and dead-lettered request events (Knative Trigger subscriber); only with the resultstoken extension (RESULTS_TOKEN): 401 without or with a wrong one, 403 for a request that is not running (or under another attempt)",
       response: z.object({ request_id: z.string(), recorded: z.boolean(), known: z.boolean() }),
-      errors: [400, 413, 415],
+      errors: [400, 401, 403, 413, 415, 503],
     },
   },
 };

@@ -5,8 +5,14 @@ import type { LogLevel } from "../logging.js";
 
 export type { RunningServer };
 
-export function startTestServer(modelRepository: string, config: ConfigInput = {}, options: StartOptions = {}): Promise<RunningServer> {
-  return startServer({ port: 0, host: "127.0.0.1", modelRepository, logLevel: (process.env.TEST_LOG_LEVEL as LogLevel | undefined) ?? "silent", ...config }, options);
+/**
+ * With ASYNC_INFERENCE and the embedded store (which starts in the background), resolves once the
+ * store is ready too, so that tests use the async API at once; unless a test gates the store itself.
+ */
+export async function startTestServer(modelRepository: string, config: ConfigInput = {}, options: StartOptions = {}): Promise<RunningServer> {
+  const server = await startServer({ port: 0, host: "127.0.0.1", modelRepository, logLevel: (process.env.TEST_LOG_LEVEL as LogLevel | undefined) ?? "silent", ...config }, options);
+  if (options.asyncStoreGate === undefined) await server.asyncStoreReady;
+  return server;
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {

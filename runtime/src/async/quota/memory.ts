@@ -60,6 +60,13 @@ export class MemoryQuota implements QuotaCounter {
     return { admitted: true, ...after, limits, windowStart: start, resetAt };
   }
 
+  async refund(userId: string, tokens: number, at: Date): Promise<void> {
+    const usage = this.windows.get(windowStart(at, this.windowSeconds).getTime())?.get(userId);
+    if (!usage) return;
+    usage.requests = Math.max(0, usage.requests - 1);
+    usage.tokens = Math.max(0, usage.tokens - tokens);
+  }
+
   /** Counts held, windows × users (for tests). */
   get size(): number {
     let n = 0;

@@ -125,6 +125,19 @@ export class QuotaPolicy {
     throw quotaExceeded(userId, tokens, decision, this.windowSeconds, now);
   }
 
+  /**
+   * Takes back one admitted request (it failed before it could run, through no
+   * fault of its own). Best effort: an unreachable counter store is logged, and the
+   * count then expires with its window.
+   */
+  async refund(userId: string, tokens: number, at: Date): Promise<void> {
+    try {
+      await this.counter.refund(userId, tokens, at);
+    } catch (err) {
+      this.logStoreError(err instanceof Error ? err : new Error(String(err)), "could not refund a request that did not run");
+    }
+  }
+
   private report(outcome: QuotaOutcome, userId: string, exceeded?: "requests" | "tokens"): void {
     try {
       this.onDecision?.(outcome, exceeded ? { userId, exceeded } : { userId });

@@ -42,10 +42,22 @@ redis.call('EXPIRE', key, ttl)
 return {1, requests, used}
 `;
 
+/** KEYS[1]: the (user, window) hash. ARGV: tokens. Takes one request back, never below zero; nothing when the hash is gone. */
+const REFUND_LUA = `
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then return 0 end
+local counts = redis.call('HMGET', key, 'requests', 'tokens')
+local requests = math.max(0, (tonumber(counts[1]) or 0) - 1)
+local used = math.max(0, (tonumber(counts[2]) or 0) - tonumber(ARGV[1]))
+redis.call('HSET', key, 'requests', requests, 'tokens', used)
+return 1
+`;
+
 type AdmitReply = [number, number, number, string?];
 
 interface QuotaRedis extends Redis {
   quotaAdmit(key: string, tokens: number, maxRequests: number, maxTokens: number, ttlSeconds: number): Promise<AdmitReply>;
+  quotaRefund(key: string, tokens: number): Promise<number>;
 }
 
 export interface RedisQuotaOptions {
@@ -126,6 +138,7 @@ export class RedisQuota implements QuotaCounter {
     }) as QuotaRedis;
     // EVALSHA, falling back to EVAL when Redis lost its script cache (restart, failover).
     this.client.defineCommand("quotaAdmit", { numberOfKeys: 1, lua: ADMIT_LUA });
+    this.client.defineCommand("quotaRefund", { numberOfKeys: 1, lua: REFUND_LUA });
     this.client.on("error", (err: Error) => {
       if (!this.outage && !this.closed) {
         this.outage = true;
@@ -166,6 +179,11 @@ export class RedisQuota implements QuotaCounter {
       windowStart: start,
       resetAt,
     };
+  }
+
+  async refund(userId: string, tokens: number, at: Date): Promise<void> {
+    await this.whenReady();
+    await this.client.quotaRefund(this.keyFor(userId, windowStart(at, this.windowSeconds)), tokens);
   }
 
   /**

@@ -5,7 +5,7 @@
  * NOTHING, and UPDATEs guarded by the status they may leave.
  */
 import { randomUUID } from "node:crypto";
-import type { AsyncRequestRecord, Completion, NewAsyncRequest, RequestStatus, RequestStore, Usage } from "../types.js";
+import type { AsyncRequestRecord, ClaimRefusal, Completion, Lease, NewAsyncRequest, RequestStatus, RequestStore, SweepOptions, Usage } from "../types.js";
 import { migrate, type MigrateOptions, type Row, type SqlClient, type SqlQuerier } from "./migrate.js";
 
 const COLUMNS =
@@ -28,6 +28,25 @@ interface RequestRow {
   error: string | null;
   submission: string | null;
 }
+
+/** The lease columns (runtime/migrations/002_request_leases.sql), where a statement needs them. */
+interface LeaseRow {
+  worker: string | null;
+  lease_until: Date | string | null;
+  published_at: Date | string | null;
+  usage_window: Date | string | null;
+  refunded_at: Date | string | null;
+  /** lease_until < now(), computed by the database (one clock for every replica). */
+  expired: boolean | null;
+}
+
+const LEASE_COLUMNS = "worker, lease_until, published_at, usage_window, refunded_at, (lease_until IS NULL OR lease_until < now()) AS expired";
+
+/** now() + seconds, in SQL, for a float8 parameter (the database's clock: the same for every replica). */
+const leaseEnd = (param: string) => `now() + make_interval(secs => ${param}::float8)`;
+
+/** Ids as one jsonb parameter (the same for node-postgres and PGlite). */
+const IDS = (param: string) => `(SELECT jsonb_array_elements_text(${param}::jsonb))`;
 
 /** bigint columns arrive as text from node-postgres (exact beyond 2^53); counts here never get there. */
 const num = (v: string | number | bigint): number => Number(v);
@@ -83,17 +102,29 @@ export class SqlRequestStore implements RequestStore {
     return migrate(this.db, this.options.migrations);
   }
 
-  createRequest(request: NewAsyncRequest, window: Date): Promise<{ record: AsyncRequestRecord; created: boolean }> {
+  createRequest(request: NewAsyncRequest, window: Date, lease?: Lease): Promise<{ record: AsyncRequestRecord; created: boolean }> {
     // The nonce tells a retry whose first attempt did commit (unacknowledged) that the row is its own.
     const submission = randomUUID();
     return this.run(() =>
       this.db.transaction(async (tx) => {
         const inserted = await tx.query<RequestRow & Row>(
-          `INSERT INTO requests (id, user_id, model, model_version, status, input_bytes, tokens, attempts, request, submission)
-           VALUES ($1, $2, $3, $4, 'queued', $5, $6, 0, $7::jsonb, $8)
+          `INSERT INTO requests (id, user_id, model, model_version, status, input_bytes, tokens, attempts, request, submission, worker, lease_until, usage_window)
+           VALUES ($1, $2, $3, $4, 'queued', $5, $6, 0, $7::jsonb, $8, $9::text, ${leaseEnd("$10")}, $11)
            ON CONFLICT (id) DO NOTHING
            RETURNING ${COLUMNS}`,
-          [request.id, request.userId, request.model, request.modelVersion ?? null, request.inputBytes, request.tokens, json(request.request), submission],
+          [
+            request.id,
+            request.userId,
+            request.model,
+            request.modelVersion ?? null,
+            request.inputBytes,
+            request.tokens,
+            json(request.request),
+            submission,
+            lease?.worker ?? null,
+            lease?.leaseSeconds ?? null,
+            window,
+          ],
         );
         if (inserted[0]) {
           await addUsage(tx, request.userId, window, { requests: 1, tokens: request.tokens });
@@ -106,35 +137,151 @@ export class SqlRequestStore implements RequestStore {
     );
   }
 
-  markRunning(id: string): Promise<{ record: AsyncRequestRecord; changed: boolean } | undefined> {
+  markRunning(
+    id: string,
+    claim?: Lease & { maxAttempts: number },
+  ): Promise<{ record: AsyncRequestRecord; changed: boolean; refused?: ClaimRefusal } | undefined> {
+    return this.run(() =>
+      this.db.transaction(async (tx) => {
+        // Without a claim (no leases): any unfinished request runs again. With one: a queued request, or a
+        // running one whose holder is gone (expired lease) or is this worker, and only while runs are left.
+        const updated = claim
+          ? await tx.query<RequestRow & Row>(
+              `UPDATE requests SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
+                 worker = $2::text, lease_until = ${leaseEnd("$3")}
+               WHERE id = $1 AND attempts < $4::int
+                 AND (status = 'queued' OR (status = 'running' AND (worker IS NULL OR worker = $2::text OR lease_until IS NULL OR lease_until < now())))
+               RETURNING ${COLUMNS}`,
+              [id, claim.worker, claim.leaseSeconds, claim.maxAttempts],
+            )
+          : await tx.query<RequestRow & Row>(
+              `UPDATE requests SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
+               WHERE id = $1 AND status IN ('queued', 'running')
+               RETURNING ${COLUMNS}`,
+              [id],
+            );
+        if (updated[0]) return { record: toRecord(updated[0]), changed: true };
+        const rows = await tx.query<RequestRow & LeaseRow & Row>(`SELECT ${COLUMNS}, ${LEASE_COLUMNS} FROM requests WHERE id = $1`, [id]);
+        const row = rows[0];
+        if (!row) return undefined;
+        const refused: ClaimRefusal =
+          row.status === "succeeded" || row.status === "failed"
+            ? "finished"
+            : row.status === "running" && row.expired === false && row.worker !== null && row.worker !== claim?.worker
+              ? "busy"
+              : "exhausted";
+        return claim ? { record: toRecord(row), changed: false, refused } : { record: toRecord(row), changed: false };
+      }),
+    );
+  }
+
+  complete(
+    id: string,
+    completion: Completion,
+    options: { refund?: boolean } = {},
+  ): Promise<{ record: AsyncRequestRecord; changed: boolean; refunded?: boolean } | undefined> {
+    const [response, error] = completion.status === "succeeded" ? [json(completion.response), null] : [null, completion.error];
     return this.run(() =>
       this.db.transaction(async (tx) => {
         const updated = await tx.query<RequestRow & Row>(
-          `UPDATE requests SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now())
+          `UPDATE requests SET status = $2, response = $3::jsonb, error = $4, finished_at = now(), worker = NULL, lease_until = NULL
            WHERE id = $1 AND status IN ('queued', 'running')
            RETURNING ${COLUMNS}`,
-          [id],
+          [id, completion.status, response, error],
         );
-        if (updated[0]) return { record: toRecord(updated[0]), changed: true };
+        if (updated[0]) {
+          const refunded = options.refund === true && completion.status === "failed" && (await refundUsage(tx, id));
+          return refunded ? { record: toRecord(updated[0]), changed: true, refunded } : { record: toRecord(updated[0]), changed: true };
+        }
         const row = await selectRequest(tx, id);
         return row ? { record: toRecord(row), changed: false } : undefined;
       }),
     );
   }
 
-  complete(id: string, completion: Completion): Promise<{ record: AsyncRequestRecord; changed: boolean } | undefined> {
-    const [response, error] = completion.status === "succeeded" ? [json(completion.response), null] : [null, completion.error];
+  async renewLeases(lease: Lease & { ids?: readonly string[] }): Promise<number> {
+    const rows = await this.run(() =>
+      this.db.query<{ n: number }>(
+        `WITH renewed AS (
+           UPDATE requests SET lease_until = ${leaseEnd("$2")}
+           WHERE worker = $1 AND status IN ('queued', 'running')${lease.ids ? ` AND id IN ${IDS("$3")}` : ""}
+           RETURNING 1)
+         SELECT count(*)::int AS n FROM renewed`,
+        lease.ids ? [lease.worker, lease.leaseSeconds, JSON.stringify(lease.ids)] : [lease.worker, lease.leaseSeconds],
+      ),
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async releaseLease(id: string, lease: Lease): Promise<void> {
+    // Back to the Broker, which redelivers it: still running, held by no process, so that any replica's
+    // worker may claim it at once; the sweeper takes it only if nothing claimed it within a lease.
+    await this.run(() =>
+      this.db.query(
+        `UPDATE requests SET worker = NULL, lease_until = ${leaseEnd("$3")}, published_at = COALESCE(published_at, now())
+         WHERE id = $1 AND worker = $2 AND status = 'running'`,
+        [id, lease.worker, lease.leaseSeconds],
+      ),
+    );
+  }
+
+  async markPublished(id: string, worker: string): Promise<void> {
+    // A queued request the Broker has is the Broker's: no process holds it any more (the worker may already have claimed it).
+    await this.run(() =>
+      this.db.query(
+        `UPDATE requests SET published_at = COALESCE(published_at, now()),
+           lease_until = CASE WHEN status = 'queued' AND worker = $2 THEN NULL ELSE lease_until END,
+           worker = CASE WHEN status = 'queued' AND worker = $2 THEN NULL ELSE worker END
+         WHERE id = $1`,
+        [id, worker],
+      ),
+    );
+  }
+
+  sweep(options: SweepOptions & { held?: readonly string[] }): Promise<{ requeued: AsyncRequestRecord[]; failed: Array<{ record: AsyncRequestRecord; refunded: boolean }> }> {
+    const expired = "(lease_until IS NULL OR lease_until < now())";
+    const scope =
+      options.scope === "all"
+        ? `status IN ('queued', 'running') AND (worker IS DISTINCT FROM $1::text OR ${expired})`
+        : options.scope === "outbox"
+          ? `((status = 'running' AND ${expired}) OR (status = 'queued' AND published_at IS NULL AND ${expired}))`
+          : `status IN ('queued', 'running') AND ${expired}`;
     return this.run(() =>
       this.db.transaction(async (tx) => {
-        const updated = await tx.query<RequestRow & Row>(
-          `UPDATE requests SET status = $2, response = $3::jsonb, error = $4, finished_at = now()
-           WHERE id = $1 AND status IN ('queued', 'running')
-           RETURNING ${COLUMNS}`,
-          [id, completion.status, response, error],
+        // Claimed here, once: another replica's sweep skips the rows this one has locked.
+        const stale = await tx.query<RequestRow & LeaseRow & Row>(
+          `SELECT ${COLUMNS}, ${LEASE_COLUMNS} FROM requests
+           WHERE ${scope} AND id NOT IN ${IDS("$2")} AND $1::text IS NOT NULL
+           ORDER BY created_at
+           LIMIT $3::int
+           FOR UPDATE SKIP LOCKED`,
+          [options.worker, JSON.stringify(options.held ?? []), options.limit ?? 100],
         );
-        if (updated[0]) return { record: toRecord(updated[0]), changed: true };
-        const row = await selectRequest(tx, id);
-        return row ? { record: toRecord(row), changed: false } : undefined;
+        const requeued: AsyncRequestRecord[] = [];
+        const failed: Array<{ record: AsyncRequestRecord; refunded: boolean }> = [];
+        for (const row of stale) {
+          const attempts = num(row.attempts);
+          if (attempts >= options.maxAttempts) {
+            const error =
+              `abandoned after ${attempts} attempt${attempts === 1 ? "" : "s"}: each run was interrupted (the server running it stopped or lost its lease)` +
+              ` and the limit is ${options.maxAttempts} attempts (ASYNC_MAX_ATTEMPTS); it was not charged`;
+            const done = await tx.query<RequestRow & Row>(
+              `UPDATE requests SET status = 'failed', error = $2, finished_at = now(), worker = NULL, lease_until = NULL
+               WHERE id = $1 RETURNING ${COLUMNS}`,
+              [row.id, error],
+            );
+            const refunded = await refundUsage(tx, row.id);
+            failed.push({ record: toRecord(done[0]!), refunded });
+          } else {
+            const again = await tx.query<RequestRow & Row>(
+              `UPDATE requests SET status = 'queued', worker = $2::text, lease_until = ${leaseEnd("$3")}, published_at = NULL
+               WHERE id = $1 RETURNING ${COLUMNS}`,
+              [row.id, options.worker, options.leaseSeconds],
+            );
+            requeued.push(toRecord(again[0]!));
+          }
+        }
+        return { requeued, failed };
       }),
     );
   }
@@ -172,6 +319,24 @@ export class SqlRequestStore implements RequestStore {
 async function selectRequest(db: SqlQuerier, id: string): Promise<RequestRow | undefined> {
   const rows = await db.query<RequestRow & Row>(`SELECT ${COLUMNS} FROM requests WHERE id = $1`, [id]);
   return rows[0];
+}
+
+/**
+ * Takes a request's usage back from the window it was counted in, once (refunded_at);
+ * whether it did. Requests recorded before migration 002 have no window: nothing to do.
+ */
+async function refundUsage(db: SqlQuerier, id: string): Promise<boolean> {
+  const rows = await db.query<{ user_id: string; usage_window: Date | string; tokens: string | number } & Row>(
+    `UPDATE requests SET refunded_at = now() WHERE id = $1 AND refunded_at IS NULL AND usage_window IS NOT NULL RETURNING user_id, usage_window, tokens`,
+    [id],
+  );
+  const row = rows[0];
+  if (!row) return false;
+  await db.query(
+    `UPDATE usage SET requests = GREATEST(requests - 1, 0), tokens = GREATEST(tokens - $3, 0) WHERE user_id = $1 AND window_start = $2`,
+    [row.user_id, date(row.usage_window), num(row.tokens)],
+  );
+  return true;
 }
 
 async function addUsage(db: SqlQuerier, userId: string, window: Date, usage: Usage): Promise<void> {

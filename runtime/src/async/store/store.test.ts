@@ -311,7 +311,7 @@ describe("migrations", () => {
     let out = capture();
     let err = capture();
     expect(await migrateCli([], { DATABASE_URL: url }, out.stream, err.stream)).toBe(0);
-    expect(out.text()).toMatch(/applied 1 migration\(s\) to postgres:\/\/REDACTED@127\.0\.0\.1:\d+\/store_test_\w+:\n {2}001_requests_and_usage\.sql\n/);
+    expect(out.text()).toMatch(/applied 2 migration\(s\) to postgres:\/\/REDACTED@127\.0\.0\.1:\d+\/store_test_\w+:\n {2}001_requests_and_usage\.sql\n {2}002_request_leases\.sql\n/);
     out = capture();
     expect(await migrateCli([], { DATABASE_URL: url }, out.stream, err.stream)).toBe(0);
     expect(out.text()).toMatch(/is up to date; nothing to apply/);
@@ -350,7 +350,7 @@ describe("openRequestStore", () => {
     }
     expect(lines.join("\n")).toMatch(/request store: PostgreSQL/);
     expect(lines.join("\n")).toMatch(/no DATABASE_URL: using the embedded PGlite store; data is kept in .*pglite-/);
-    expect(lines.join("\n")).toMatch(/applied 1 migration\(s\): 001_requests_and_usage\.sql/);
+    expect(lines.join("\n")).toMatch(/applied 2 migration\(s\): 001_requests_and_usage\.sql, 002_request_leases\.sql/);
   }, 30_000);
 });
 
