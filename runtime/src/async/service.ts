@@ -382,7 +382,7 @@ export class AsyncInference {
     options: { refund?: boolean } = {},
   ): Promise<{ known: boolean; changed: boolean; refused?: { reason: "not_running" | "attempt_mismatch"; status: RequestStatus; attempts: number } }> {
     if (expected) {
-      // Checked before the write; a redelivery racing it at worst records a result of the previous attempt.
+      // Checked here for the answer's reason; the write below checks again in its own statement.
       const current = await this.options.store.getRequest(id).catch(storeUnavailable);
       if (!current) return { known: false, changed: false };
       const finished = current.status === "succeeded" || current.status === "failed";
@@ -393,8 +393,12 @@ export class AsyncInference {
       if (finished) return { known: true, changed: false };
     }
     const completion = "error" in outcome ? { status: "failed" as const, error: outcome.error } : { status: "succeeded" as const, response: outcome.response };
-    const done = await this.options.store.complete(id, completion, options);
+    const done = await this.options.store.complete(id, completion, expected ? { ...options, expected } : options);
     if (!done) return { known: false, changed: false };
+    if (expected && !done.changed && done.record.status !== "succeeded" && done.record.status !== "failed") {
+      // Claimed again (another attempt) between the check above and the write.
+      return { known: true, changed: false, refused: { reason: "attempt_mismatch", status: done.record.status, attempts: done.record.attempts } };
+    }
     if (done.refunded) await this.refundQuota(done.record);
     if (done.changed) this.options.metrics.asyncRequests.inc({ event: completion.status });
     return { known: true, changed: done.changed };

@@ -109,12 +109,13 @@ export interface RequestStore {
   /**
    * Sets the final state once; later completions change nothing (changed=false). Unknown: undefined.
    * refund: a failure of the platform (not of the request): the request's usage is taken back from
-   * its window, once (refunded=true when this call did it).
+   * its window, once (refunded=true when this call did it). expected: only when the request is in
+   * one of these states (and at this attempt), checked in the same statement as the write.
    */
   complete(
     id: string,
     completion: Completion,
-    options?: { refund?: boolean },
+    options?: { refund?: boolean; expected?: { states: readonly RequestStatus[]; attempt?: number } },
   ): Promise<{ record: AsyncRequestRecord; changed: boolean; refunded?: boolean } | undefined>;
   /** Extends the lease of every unfinished request `worker` holds (of `ids`, when given); how many. */
   renewLeases(lease: Lease & { ids?: readonly string[] }): Promise<number>;

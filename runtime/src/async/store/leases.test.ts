@@ -55,6 +55,17 @@ describe.each(backends)("$name: leases", ({ open }) => {
   }, 30_000);
   afterAll(() => store?.close());
 
+  it("completes only in the expected state and attempt, checked in the write itself", async () => {
+    await store.createRequest(newRequest("x1"), WINDOW, { worker: "A", leaseSeconds: 30 });
+    const expected = (attempt: number) => ({ expected: { states: ["running"] as const, attempt } });
+    // Still queued: a result expecting a running request changes nothing.
+    expect(await store.complete("x1", { status: "succeeded", response: { forged: true } }, expected(1))).toMatchObject({ changed: false, record: { status: "queued" } });
+    await store.markRunning("x1", { worker: "A", leaseSeconds: 30, maxAttempts: 3 });
+    // Attempt 1 is running: a result of another attempt changes nothing, the right one is recorded.
+    expect(await store.complete("x1", { status: "succeeded", response: { late: true } }, expected(2))).toMatchObject({ changed: false, record: { status: "running", attempts: 1 } });
+    expect(await store.complete("x1", { status: "succeeded", response: { ok: true } }, expected(1))).toMatchObject({ changed: true, record: { status: "succeeded", response: { ok: true } } });
+  });
+
   it("a running request under a live lease is busy for another worker, claimable by its own and by anyone once the lease expired", async () => {
     await store.createRequest(newRequest("c1"), WINDOW, { worker: "A", leaseSeconds: 30 });
     const a = await store.markRunning("c1", { worker: "A", leaseSeconds: SHORT, maxAttempts: 3 });

@@ -178,16 +178,20 @@ export class SqlRequestStore implements RequestStore {
   complete(
     id: string,
     completion: Completion,
-    options: { refund?: boolean } = {},
+    options: { refund?: boolean; expected?: { states: readonly RequestStatus[]; attempt?: number } } = {},
   ): Promise<{ record: AsyncRequestRecord; changed: boolean; refunded?: boolean } | undefined> {
     const [response, error] = completion.status === "succeeded" ? [json(completion.response), null] : [null, completion.error];
+    // The expected state and attempt are part of the write's own condition: a redelivery claiming the
+    // request between a check and the write cannot let an older attempt's result through.
+    const states = JSON.stringify(options.expected?.states ?? ["queued", "running"]);
+    const attempt = options.expected?.attempt ?? null;
     return this.run(() =>
       this.db.transaction(async (tx) => {
         const updated = await tx.query<RequestRow & Row>(
           `UPDATE requests SET status = $2, response = $3::jsonb, error = $4, finished_at = now(), worker = NULL, lease_until = NULL
-           WHERE id = $1 AND status IN ('queued', 'running')
+           WHERE id = $1 AND status IN ('queued', 'running') AND status IN ${IDS("$5")} AND ($6::int IS NULL OR attempts = $6::int)
            RETURNING ${COLUMNS}`,
-          [id, completion.status, response, error],
+          [id, completion.status, response, error, states, attempt],
         );
         if (updated[0]) {
           const refunded = options.refund === true && completion.status === "failed" && (await refundUsage(tx, id));
