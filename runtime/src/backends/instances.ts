@@ -8,19 +8,19 @@
  * An instance runs one execution at a time and holds up to PIPELINE_DEPTH runs
  * (the next ones already sent, so it never waits for the main thread); a request
  * goes to the instance holding the fewest, and waits in arrival order when all are
- * full (bounded upstream: the per-model in-flight limit and the batch queue). Tensors cross without a copy when the caller lets go of them
- * (`transfer`) and the array owns its whole buffer; otherwise only the array's own
- * bytes are copied (never the body buffer a binary tensor is a view into).
+ * full (bounded upstream: the per-model in-flight limit and the batch queue).
+ * Tensors cross without a copy when the caller lets go of them (`transfer`) and
+ * the array owns its whole buffer; otherwise only the array's own bytes are
+ * copied (never the body buffer a binary tensor is a view into).
  *
  * A worker that dies (an uncaught error in it, process.exit in it) fails only
- * the run it held, with a 500 naming the instance; it is logged, counted and
+ * the runs it held, with a 500 naming the instance; it is logged, counted and
  * started again while the other instances keep serving. A native abort inside
  * ONNX Runtime takes the whole process, threads cannot contain that (neither can
  * a worker's resourceLimits: its heap and ONNX Runtime's allocations are not
  * separable): Kubernetes restarts the pod.
  */
 import { Worker } from "node:worker_threads";
-import type { Logger } from "pino";
 import { InferenceError, invalidInput, unsupported } from "../dataplane/errors.js";
 import { truncate } from "../tensor/datatypes.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -72,7 +72,8 @@ const RESTART_BACKOFF_MS = [100, 1_000, 5_000, 30_000];
 class Instance {
   /** Undefined until first started. */
   worker!: Worker | undefined;
-  state: "starting" | "idle" | "busy" | "stopped" = "starting";
+  /** Starting (or waiting to start again), serving, or stopped for good or until a restart. */
+  phase: "starting" | "ready" | "stopped" = "starting";
   /** Runs sent (or about to be) and not yet answered, by id. */
   readonly runs = new Map<number, Run>();
   private outbox: Job[] = [];
@@ -82,16 +83,21 @@ class Instance {
 
   constructor(
     readonly index: number,
-    private readonly pool: InstancePool | undefined,
+    private readonly pool: InstancePool,
     private readonly start: () => Worker,
   ) {}
+
+  /** A serving instance is busy while it holds runs, idle otherwise. */
+  get state(): "starting" | "idle" | "busy" | "stopped" {
+    return this.phase === "ready" ? (this.runs.size > 0 ? "busy" : "idle") : this.phase;
+  }
 
   /**
    * Starts the worker; resolves with its ready message, rejects when it fails to load.
    * `warm`: the instance runs the warm-up inference before it takes its first request.
    */
   spawn(warm = false): Promise<Extract<FromWorker, { type: "ready" }>> {
-    this.state = "starting";
+    this.phase = "starting";
     this.failure = undefined;
     const worker = this.start();
     this.worker = worker;
@@ -101,10 +107,10 @@ class Instance {
         if (message.type === "ready") {
           ready = true;
           resolve(message);
-          // The warm-up run's answer makes the instance idle and hands it to the first waiter.
-          if (warm && this.pool?.warm(this)) return;
-          this.state = "idle";
-          this.pool?.instanceFree(this);
+          this.phase = "ready";
+          // The warm-up run's answer hands the instance to the first waiters.
+          if (warm && this.pool.warm(this)) return;
+          this.pool.instanceFree(this);
         } else if (message.type === "results") {
           for (const result of message.results) {
             const run = this.runs.get(result.id);
@@ -113,8 +119,7 @@ class Instance {
             if (result.outputs) run.resolve(result.outputs);
             else run.reject({ message: result.message });
           }
-          if (this.state === "busy" && this.runs.size === 0) this.state = "idle";
-          this.pool?.instanceFree(this);
+          this.pool.instanceFree(this);
         }
       });
       worker.on("error", (err) => {
@@ -122,30 +127,29 @@ class Instance {
       });
       worker.on("exit", (code) => {
         if (!ready) {
-          this.state = "stopped";
+          this.phase = "stopped";
           reject(new ModelLoadError(this.failure ?? `the model instance exited with code ${code} while loading`));
           return;
         }
-        if (this.state === "stopped") return; // released on purpose
-        this.state = "stopped";
+        if (this.phase === "stopped") return; // released on purpose
+        this.phase = "stopped";
         this.exits++;
         const reason = this.failure ?? `exit code ${code}`;
         const lost = [...this.runs.values()];
         this.runs.clear();
         this.outbox = [];
-        this.pool?.instanceDied(this, reason, lost);
+        this.pool.instanceDied(this, reason, lost);
       });
     });
   }
 
   /** Whether the instance can take another run now. */
   get open(): boolean {
-    return (this.state === "idle" || this.state === "busy") && this.runs.size < PIPELINE_DEPTH;
+    return this.phase === "ready" && this.runs.size < PIPELINE_DEPTH;
   }
 
   /** Hands a run to the worker: with the others of this event-loop turn, in one message. */
   post(job: Job): void {
-    this.state = "busy";
     this.runs.set(job.run.id, job.run);
     this.outbox.push(job);
     if (this.outbox.length === 1) setImmediate(() => this.flush());
@@ -154,7 +158,7 @@ class Instance {
   private flush(): void {
     const jobs = this.outbox;
     this.outbox = [];
-    if (jobs.length === 0 || this.state === "stopped" || !this.worker) return;
+    if (jobs.length === 0 || this.phase === "stopped" || !this.worker) return;
     const transfer = jobs.flatMap((j) => j.transfer);
     this.worker.postMessage({ type: "run", runs: jobs.map(({ run, feeds, outputNames }) => ({ id: run.id, feeds, outputNames })) }, transfer);
   }
@@ -167,12 +171,12 @@ class Instance {
    * session (no run yet) is terminated, when it does not answer in time.
    */
   async release(graceMs = 5_000): Promise<void> {
-    if (this.state === "stopped" || !this.worker) {
-      this.state = "stopped";
+    if (this.phase === "stopped" || !this.worker) {
+      this.phase = "stopped";
       return;
     }
     const wasRunning = this.runs.size > 0;
-    this.state = "stopped";
+    this.phase = "stopped";
     const worker = this.worker;
     const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
     worker.postMessage({ type: "release" });
@@ -271,7 +275,7 @@ export class InstancePool implements LoadedModel {
   /** Starts an instance (again) after `delay` ms, retrying with back-off while the model is loaded. */
   private startAgain(instance: Instance, attempt: number, delay = 0): void {
     const { name, version } = this.spec;
-    instance.state = "starting";
+    instance.phase = "starting";
     setTimeout(() => {
       if (this.closed) return;
       instance.spawn(true).then(
@@ -290,7 +294,7 @@ export class InstancePool implements LoadedModel {
 
   /** Instances able to run now or after their current run (not starting again after a failure). */
   liveInstances(): number {
-    return this.instances.filter((i) => i.state === "idle" || i.state === "busy").length;
+    return this.instances.filter((i) => i.phase === "ready").length;
   }
 
   async infer(inputs: readonly Tensor[], outputNames: readonly string[], _parameters?: unknown, options: InferOptions = {}): Promise<Tensor[]> {
@@ -316,7 +320,7 @@ export class InstancePool implements LoadedModel {
       if (instance.open && (!best || instance.runs.size < best.runs.size)) best = instance;
     }
     if (best && this.waiting.length === 0) return best.post(job);
-    if (this.liveInstances() === 0 && !this.instances.some((i) => i.state === "starting")) return job.run.reject(this.noInstance());
+    if (this.liveInstances() === 0 && !this.instances.some((i) => i.phase === "starting")) return job.run.reject(this.noInstance());
     this.waiting.push(job);
   }
 

@@ -14,8 +14,9 @@ import type { Logger } from "pino";
 import type { AdmittedModel, DataPlane } from "../dataplane/dataplane.js";
 import { InferenceError, invalidInput } from "../dataplane/errors.js";
 import { MODEL_NAME_PATTERN, VERSION_PATTERN } from "../repository/repository.js";
-import { modelParams, checkModelName } from "../rest/params.js";
-import { markInference, noteClassification, requestIdOf } from "../rest/request-context.js";
+import { checkModelName } from "../dataplane/context.js";
+import { modelParams } from "../rest/params.js";
+import { admitInference, markInference, noteClassification, requestIdOf } from "../rest/request-context.js";
 import { reserveDeclaredBody } from "../rest/body.js";
 import { preview } from "../tensor/datatypes.js";
 import { CE_BATCH, EXTENSIONS, REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE } from "./constants.js";
@@ -109,11 +110,7 @@ export function cloudEventRoutes(dataPlane: DataPlane, options: CloudEventOption
     // A model addressed by path is admitted first, as on the REST path, before the body is read:
     // 404 for an unknown model, 503 (Retry-After) when not ready or busy; released in the finally.
     let admitted: AdmittedModel | undefined;
-    if (path) {
-      const entry = dataPlane.registry.find(path.name, path.version);
-      markInference(c, { model: path.name, version: entry.version, protocol: "cloudevent" });
-      admitted = dataPlane.admit(path.name, path.version);
-    }
+    if (path) admitted = admitInference(c, dataPlane, { model: path.name, version: path.version, protocol: "cloudevent" }, "resolved");
     try {
       return await handleAdmitted(c, mode, endpoint, path, admitted);
     } finally {
@@ -122,6 +119,7 @@ export function cloudEventRoutes(dataPlane: DataPlane, options: CloudEventOption
   }
 
   async function handleAdmitted(c: Context, mode: "binary" | "structured", endpoint: Endpoint, path: { name: string; version?: string } | undefined, admitted: AdmittedModel | undefined) {
+    // The declared body in the budget before the SDK loads and the event's headers are read (503 first).
     if (admitted) reserveDeclaredBody(c);
     const received = await receiveCloudEvent(c, mode, options.maxRequestBytes);
     checkType(received.event.type, endpoint);

@@ -4,7 +4,7 @@
  */
 import type { LoadedModel, TensorMetadata } from "../backends/backend.js";
 import { execute, requestRows } from "../batching/execute.js";
-import { acquire, type ModelRegistry, type ModelState, type ReadyModelVersion } from "../registry/registry.js";
+import { acquire, type ModelRegistry, type ModelState, type ModelVersion, type ReadyModelVersion } from "../registry/registry.js";
 import { ModelStatistics } from "../registry/statistics.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
 import { InferenceError, invalidInput } from "./errors.js";
@@ -157,7 +157,12 @@ export class DataPlane {
    * admission to infer() so the request is not counted twice.
    */
   admit(name: string, version?: string): AdmittedModel {
-    const entry = this.registry.find(name, version);
+    return this.admitVersion(this.registry.find(name, version));
+  }
+
+  /** admit() for a version the caller has already found in the registry. */
+  admitVersion(entry: ModelVersion): AdmittedModel {
+    const { name } = entry;
     if (entry.state !== "READY" || !entry.model) {
       // A broken version needs an operator (or a repository load); the others are moments away.
       const retryAfter = entry.state === "UNAVAILABLE" ? "30" : "1";

@@ -11,7 +11,7 @@ import { model, node, valueInfo } from "../../../models/build/onnx.js";
 import { buildSimple } from "../../../models/build/simple.js";
 import { identityModel, removeRepository, writeRepository } from "../testing/fixtures.js";
 import { getJson, postJson, startTestServer, type RunningServer } from "../testing/server.js";
-import { warmupInputs } from "./warmup.js";
+import { warmupInputs } from "../backends/warmup-inputs.js";
 
 describe("warm-up inputs", () => {
   it("are zeros, or empty strings, of the declared shape with each variable dimension 1", () => {

@@ -6,8 +6,6 @@
 import type { LoadedModel } from "../backends/backend.js";
 import { warmupInputs } from "../backends/warmup-inputs.js";
 
-export { warmupInputs } from "../backends/warmup-inputs.js";
-
 /**
  * Runs the warm-up inference (on the model's first instance; instances that start later run
  * their own before they serve, see backends/instances.ts); resolves with its duration in

@@ -71,12 +71,10 @@ async function discardBody(c: Context): Promise<void> {
 function refreshModelGauges(dataPlane: DataPlane, metrics: Metrics): void {
   metrics.modelReady.reset();
   metrics.modelLoadDuration.reset();
+  metrics.modelInstances.reset();
   for (const v of dataPlane.registry.all()) {
     metrics.modelReady.set({ model: v.name, version: v.version }, v.state === "READY" ? 1 : 0);
     if (v.loadMs !== undefined) metrics.modelLoadDuration.set({ model: v.name, version: v.version }, v.loadMs / 1000);
-  }
-  metrics.modelInstances.reset();
-  for (const v of dataPlane.registry.all()) {
     if (!v.model || v.state !== "READY") continue;
     const total = v.model.instanceCount ?? 1;
     const live = v.model.liveInstances?.() ?? total;

@@ -22,7 +22,7 @@ import type { InferenceRequest } from "../dataplane/types.js";
 import { formatZodError } from "../dataplane/zod-errors.js";
 import { preview } from "../tensor/datatypes.js";
 import { parseJson, readBody } from "./body.js";
-import { checkModelName, checkModelVersion } from "./params.js";
+import { checkModelName, checkModelVersion } from "../dataplane/context.js";
 import { markInference } from "./request-context.js";
 import { AsyncSubmitRequestSchema } from "./schemas.js";
 

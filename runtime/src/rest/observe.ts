@@ -7,7 +7,7 @@ import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import { parseTraceparent } from "../logging.js";
 import type { Metrics } from "../metrics.js";
-import type { InferenceTarget, Protocol } from "./request-context.js";
+import type { InferenceTarget, Protocol } from "../dataplane/context.js";
 
 export interface ObserveOptions {
   logger: Logger;

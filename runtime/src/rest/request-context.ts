@@ -6,10 +6,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { Tensor } from "../tensor/tensor.js";
+import type { AdmittedModel, DataPlane } from "../dataplane/dataplane.js";
 import { acceptRequestId, classificationOf, type Classification, type InferenceTarget } from "../dataplane/context.js";
-
-export type { Classification, InferenceTarget, Protocol } from "../dataplane/context.js";
-export { acceptRequestId, classificationOf } from "../dataplane/context.js";
 
 declare module "hono" {
   interface ContextVariableMap {
@@ -30,6 +28,19 @@ export function markInference(c: Context, target: InferenceTarget): void {
   c.get("onInferenceTarget")?.(target);
 }
 
+
+/**
+ * Admission of an inference whose model its URL names, before any byte of the body is read
+ * (DataPlane.admit): an unknown model or version is a 404 and leaves the request unmarked (a URL
+ * must never create a series); from there the request is counted under its model, a refusal (503)
+ * included. `label`: the version the metrics and access line report, as the client named it or as
+ * the registry resolved it.
+ */
+export function admitInference(c: Context, dataPlane: DataPlane, target: InferenceTarget, label: "requested" | "resolved"): AdmittedModel {
+  const entry = dataPlane.registry.find(target.model, target.version);
+  markInference(c, label === "resolved" ? { ...target, version: entry.version } : target);
+  return dataPlane.admitVersion(entry);
+}
 
 /** Notes the classifier's answer for the access log (see classificationOf). */
 export function noteClassification(c: Context, outputs: readonly Tensor[]): void {

@@ -4,9 +4,9 @@ import { inferenceResponseToV1, v1ToInferenceRequest } from "../codecs/v1.js";
 import type { DataPlane } from "../dataplane/dataplane.js";
 import { InferenceError, invalidInput } from "../dataplane/errors.js";
 import { formatZodError } from "../dataplane/zod-errors.js";
-import { readJsonBody, reserveDeclaredBody } from "./body.js";
-import { checkModelName } from "./params.js";
-import { markInference, noteClassification, requestIdOf } from "./request-context.js";
+import { readJsonBody } from "./body.js";
+import { checkModelName } from "../dataplane/context.js";
+import { admitInference, noteClassification, requestIdOf } from "./request-context.js";
 import { V1PredictRequestSchema } from "./schemas.js";
 
 export function v1Routes(dataPlane: DataPlane, options: { maxRequestBytes: number }): Hono {
@@ -29,10 +29,8 @@ export function v1Routes(dataPlane: DataPlane, options: { maxRequestBytes: numbe
     if (verb === "explain") throw new InferenceError(501, `model '${name}' has no explainer; only :predict is served`);
     if (verb !== "predict") throw invalidInput(`unknown V1 verb in "${target.slice(0, 80)}"; use /v1/models/${name}:predict`);
     // Admission before the body is read (404, 503 with Retry-After); in flight from here until released.
-    markInference(c, { model: name, version: dataPlane.registry.find(name).version, protocol: "v1" });
-    const admitted = dataPlane.admit(name);
+    const admitted = admitInference(c, dataPlane, { model: name, protocol: "v1" }, "resolved");
     try {
-      reserveDeclaredBody(c);
       const parsed = V1PredictRequestSchema.safeParse(await readJsonBody(c, options.maxRequestBytes));
       if (!parsed.success) throw invalidInput(`invalid V1 request: ${formatZodError(parsed.error)}`);
       const request = v1ToInferenceRequest(parsed.data, admitted.entry.model, name);

@@ -10,9 +10,9 @@ import type { DataPlane } from "../dataplane/dataplane.js";
 import type { InferenceRequest } from "../dataplane/types.js";
 import type { LoadedModel } from "../backends/backend.js";
 import { largestRequestFor } from "../admission/limits.js";
-import { declaredLength, readBody, reserveDeclaredBody, streamBody } from "./body.js";
+import { declaredLength, readBody, streamBody } from "./body.js";
 import { modelParams } from "./params.js";
-import { markInference, noteClassification, requestIdOf } from "./request-context.js";
+import { admitInference, markInference, noteClassification, requestIdOf } from "./request-context.js";
 import type { AsyncInference } from "../async/service.js";
 import { checkUserId } from "../async/service.js";
 import { acceptedResponse, prefersAsync } from "./async.js";
@@ -120,12 +120,9 @@ export function v2Routes(dataPlane: DataPlane, options: V2RouteOptions): Hono {
 
     // 1. Admission, before any byte of the body is read: 404 for an unknown model, 503 (Retry-After)
     //    when it is not ready, busy or its batch queue is full; from here it counts as in flight.
-    dataPlane.registry.find(name, version);
-    markInference(c, { model: name, version, protocol: "v2" });
-    const admitted = dataPlane.admit(name, version);
+    const admitted = admitInference(c, dataPlane, { model: name, version, protocol: "v2" }, "requested");
     try {
-      // 2. Sizes: a body larger than the model's signature could need is a 413 at once; what the
-      //    body declares is reserved in the budget of buffered bytes (503 when it does not fit).
+      // 2. Size: a body larger than the model's signature could need is a 413 at once.
       const length = declaredLength(c);
       const bound = largestRequestFor(admitted.entry);
       if (length !== undefined && bound !== undefined && bound < options.maxRequestBytes) {
@@ -136,8 +133,7 @@ export function v2Routes(dataPlane: DataPlane, options: V2RouteOptions): Hono {
           throw new InferenceError(413, `request body of ${length} bytes exceeds the largest request model '${name}' can take (${allowed} bytes)`);
         }
       }
-      reserveDeclaredBody(c);
-      // 3. Read and decode the body.
+      // 3. Read and decode the body (reading reserves what the body declares first).
       const { request } = await readInferenceRequest(c, name, version, () => admitted.entry.model);
       // 4. Run it on the admitted version.
       const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v2", userId: c.get("userId") }, admitted);
