@@ -10,10 +10,18 @@
 set -euo pipefail
 URL="${INFERENCE_URL:-http://localhost:8080}"
 USER_ID="${USER_ID:-alice}"
+. "$(dirname "$0")/preflight.sh"
+need curl "$CURL_HINT"
+server_up "$URL" "ASYNC_INFERENCE=true QUOTA_REQUESTS=100 npm start"
+# The asynchronous routes exist only with ASYNC_INFERENCE=true: without them this is a 404 "no route".
+if [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/api/v1/users/$USER_ID/usage" -H "x-user-id: $USER_ID")" = 404 ]; then
+  echo "$example: the server at $URL has asynchronous inference off; restart it with \`ASYNC_INFERENCE=true QUOTA_REQUESTS=100 npm start\`" >&2
+  exit 1
+fi
 
 # Submit text to a text model: 202 Accepted, the request id and where to look.
-submitted=$(curl -sSf -X POST "$URL/api/v1/inference" -H "x-user-id: $USER_ID" -H 'content-type: application/json' \
-  -d '{"model": "sentiment", "text": "The staff were wonderful and the room was spotless."}')
+submitted=$(curl -sS --fail-with-body -X POST "$URL/api/v1/inference" -H "x-user-id: $USER_ID" -H 'content-type: application/json' \
+  -d '{"model": "sentiment", "text": "The staff were wonderful and the room was spotless."}') || { echo "$example: not accepted: $submitted" >&2; exit 1; }
 echo "$submitted"
 id=$(printf '%s' "$submitted" | sed -E 's/.*"request_id":"([^"]+)".*/\1/')
 
@@ -24,7 +32,7 @@ curl -sS -i -X POST "$URL/v2/models/simple/infer" -H "x-user-id: $USER_ID" -H 'p
 
 # Poll until it is finished (queued -> running -> succeeded | failed).
 for _ in $(seq 1 50); do
-  status=$(curl -sSf "$URL/api/v1/requests/$id" -H "x-user-id: $USER_ID")
+  status=$(curl -sS --fail-with-body "$URL/api/v1/requests/$id" -H "x-user-id: $USER_ID") || { echo "$example: $status" >&2; exit 1; }
   case "$status" in
     *'"status":"succeeded"'* | *'"status":"failed"'*) break ;;
   esac
@@ -33,4 +41,4 @@ done
 echo "$status"
 
 # This window's usage: requests and tokens, the quota and what is left.
-curl -sSf "$URL/api/v1/users/$USER_ID/usage" -H "x-user-id: $USER_ID"; echo
+curl -sS --fail-with-body "$URL/api/v1/users/$USER_ID/usage" -H "x-user-id: $USER_ID"; echo

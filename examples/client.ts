@@ -7,6 +7,7 @@
  */
 import type { z } from "zod";
 import type { InferenceRequestSchema, InferenceResponseSchema, ModelMetadataSchema, ServerMetadataSchema } from "../runtime/src/rest/schemas.js";
+import { fetchFrom, jsonBody, runMain } from "./explain.js";
 
 export type InferenceRequest = z.input<typeof InferenceRequestSchema>;
 export type InferenceResponse = z.output<typeof InferenceResponseSchema>;
@@ -22,15 +23,16 @@ export class InferenceClientError extends Error {
 export class InferenceClient {
   constructor(readonly baseUrl = "http://localhost:8080") {}
 
+  /** No server at baseUrl, or one that does not answer JSON, throws an Error saying so and what to do. */
   private async call<T>(path: string, init?: RequestInit): Promise<T> {
-    const res = await fetch(`${this.baseUrl}${path}`, init);
-    const body = (await res.json()) as T & { error?: string };
+    const res = await fetchFrom(this.baseUrl, path, init);
+    const body = await jsonBody<T & { error?: string }>(res, this.baseUrl);
     if (!res.ok) throw new InferenceClientError(res.status, body.error ?? `HTTP ${res.status}`);
     return body;
   }
 
   async ready(): Promise<boolean> {
-    const res = await fetch(`${this.baseUrl}/v2/health/ready`);
+    const res = await fetchFrom(this.baseUrl, "/v2/health/ready");
     return res.status === 200;
   }
 
@@ -67,9 +69,4 @@ async function main(): Promise<void> {
   for (const output of response.outputs) console.log(`${output.name} = ${JSON.stringify(output.data)}`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((err) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  });
-}
+if (import.meta.url === `file://${process.argv[1]}`) runMain("client.ts", main);

@@ -9,6 +9,9 @@
 #   INFERENCE_URL=http://sentiment.default.example.com examples/cloudevents.sh
 set -euo pipefail
 URL="${INFERENCE_URL:-http://localhost:8080}"
+. "$(dirname "$0")/preflight.sh"
+need curl "$CURL_HINT"
+server_up "$URL"
 
 # Binary mode: the event's attributes are ce-* headers, its data is the body.
 # POST / picks the model from the `model` extension (ce-model), else the

@@ -41,9 +41,28 @@ usage() {
   exit 2
 }
 
+# need COMMAND HINT: COMMAND is on PATH, or stop saying how to get it.
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "kn.sh: $1 is not installed; $2" >&2
+  exit 2
+}
+KN_HINT="it is the Knative CLI: https://knative.dev/docs/client/install-kn/ (brew install knative/client/kn, or a binary from https://github.com/knative/client/releases)"
+
 cmd="${1:-}"
 [ -n "$cmd" ] || usage
 shift
+
+case "$cmd" in
+  status | infer | cold-start | image | env | scale | concurrency | split | promote | rollback | follow-latest | grpc | grpc-infer) need kn "$KN_HINT" ;;
+esac
+case "$cmd" in
+  infer | cold-start) need curl "install it: apt-get install curl, brew install curl (https://curl.se/download.html)" ;;
+esac
+case "$cmd" in
+  cold-start) need kubectl "https://kubernetes.io/docs/tasks/tools/ (brew install kubectl)" ;;
+  grpc-infer) need grpcurl "https://github.com/fullstorydev/grpcurl#installation (brew install grpcurl, or go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest)" ;;
+esac
 
 case "$cmd" in
   status)

@@ -10,24 +10,28 @@
 # BYTES [N] ("negative" or "positive").
 set -euo pipefail
 URL="${INFERENCE_URL:-http://localhost:8080}"
+. "$(dirname "$0")/preflight.sh"
+need curl "$CURL_HINT"
+if [ "$#" -gt 0 ]; then need jq "it builds the request from your sentences; $JQ_HINT"; fi
+server_up "$URL"
 
+# --fail-with-body: an error status stops the script, showing the server's {"error": ...}.
 if [ "$#" -gt 0 ]; then
-  command -v jq >/dev/null || { echo "sentiment.sh: jq is needed to send your own sentences" >&2; exit 2; }
   body=$(jq -cn '{inputs: [{name: "text", datatype: "BYTES", shape: [$ARGS.positional | length], data: $ARGS.positional}]}' --args "$@")
-  curl -sSf -X POST "$URL/v2/models/sentiment/infer" -H 'content-type: application/json' -d "$body"; echo
+  curl -sS --fail-with-body -X POST "$URL/v2/models/sentiment/infer" -H 'content-type: application/json' -d "$body"; echo
   exit 0
 fi
 
 # The model's inputs and outputs.
-curl -sSf "$URL/v2/models/sentiment"; echo
+curl -sS --fail-with-body "$URL/v2/models/sentiment"; echo
 
 # One sentence.
-curl -sSf -X POST "$URL/v2/models/sentiment/infer" -H 'content-type: application/json' -d '{
+curl -sS --fail-with-body -X POST "$URL/v2/models/sentiment/infer" -H 'content-type: application/json' -d '{
   "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["This movie was fantastic!"]}]
 }'; echo
 
 # A batch of three in one request; the outputs keep the order of the inputs.
-curl -sSf -X POST "$URL/v2/models/sentiment/infer" -H 'content-type: application/json' -d '{
+curl -sS --fail-with-body -X POST "$URL/v2/models/sentiment/infer" -H 'content-type: application/json' -d '{
   "id": "batch-1",
   "inputs": [{"name": "text", "datatype": "BYTES", "shape": [3], "data": [
     "The battery died after two days.",

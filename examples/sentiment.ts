@@ -7,6 +7,7 @@
  *   INFERENCE_URL=http://host:8080 npx tsx examples/sentiment.ts
  */
 import { pathToFileURL } from "node:url";
+import { fetchFrom, jsonBody, runMain } from "./explain.js";
 
 /** The request: one BYTES tensor `text` of shape [N], sent as JSON strings. */
 interface InferRequest {
@@ -56,12 +57,13 @@ function output(response: InferResponse, name: string): OutputTensor {
 /** Classifies `texts` (one request, any number of sentences) on the server at `baseUrl`. */
 export async function classify(texts: string[], baseUrl: string = process.env.INFERENCE_URL ?? DEFAULT_URL): Promise<Sentiment[]> {
   const request: InferRequest = { inputs: [{ name: "text", datatype: "BYTES", shape: [texts.length], data: texts }] };
-  const res = await fetch(`${baseUrl}/v2/models/sentiment/infer`, {
+  // No server at baseUrl: an Error saying so and how to start one (explain.ts).
+  const res = await fetchFrom(baseUrl, "/v2/models/sentiment/infer", {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(request),
   });
-  const body = (await res.json()) as InferResponse | { error: string };
+  const body = await jsonBody<InferResponse | { error: string }>(res, baseUrl);
   if (!res.ok || "error" in body) throw new SentimentError(res.status, "error" in body ? body.error : `HTTP ${res.status}`);
   const probabilities = output(body, "probabilities").data as number[]; // [N, 2], row-major
   const labels = output(body, "label").data as Label[];
@@ -81,9 +83,4 @@ async function main(): Promise<void> {
   for (const s of await classify(texts)) console.log(`${s.label.padEnd(8)} ${s.confidence.toFixed(3)}  ${s.text}`);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  });
-}
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) runMain("sentiment.ts", main);

@@ -140,18 +140,63 @@ export async function applyTrafficSplit(api: ServiceApi, body: TrafficPatch, wai
   return waitForReady(() => api.get(), wait);
 }
 
+/** What to do when there is no cluster to talk to. */
+const NO_CLUSTER_HINT =
+  "point KUBECONFIG at your cluster's kubeconfig (kind, minikube and the clouds' CLIs write ~/.kube/config; `kubectl config current-context` shows the one in use), or add --dry-run to print the patch without a cluster";
+
+/**
+ * Whether loadFromDefault found no configuration at all: no KUBECONFIG, no ~/.kube/config, not in a
+ * pod. It then falls back to http://localhost:8080, which fails with "HTTP protocol is not allowed
+ * when skipTLSVerify is not set or false": say what is actually missing instead.
+ */
+export function isFallbackConfig(cluster: { name: string; server: string } | null, user: { name: string } | null, env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env.KUBECONFIG && cluster?.name === "cluster" && cluster.server === "http://localhost:8080" && user?.name === "user";
+}
+
+/** A Kubernetes API failure in words: which cluster, what went wrong, what to do. */
+export function explainApiError(err: unknown, where: { server: string; context: string; namespace: string; name: string }): Error {
+  const e = err as { code?: unknown; body?: unknown; message?: string; cause?: { code?: string } };
+  const at = `the Kubernetes API at ${where.server} (context ${where.context})`;
+  if (typeof e.code === "number") {
+    let reason = "";
+    try {
+      reason = (JSON.parse(String(e.body)) as { message?: string }).message ?? "";
+    } catch {
+      reason = typeof e.body === "string" ? e.body.slice(0, 200) : "";
+    }
+    if (e.code === 404 && /could not find the requested resource/.test(reason)) {
+      return new Error(`${at} has no serving.knative.dev/v1 services: is Knative Serving installed there? (knative/README.md)`);
+    }
+    if (e.code === 404) return new Error(`no Knative Service ${where.namespace}/${where.name} (${reason || "not found"}): \`kn service list -n ${where.namespace}\` lists them; --namespace picks another namespace`);
+    if (e.code === 401 || e.code === 403) return new Error(`${at} refused: ${reason || `HTTP ${e.code}`}; your kubeconfig's user needs get and patch on services.serving.knative.dev in ${where.namespace}`);
+    return new Error(`${at} answered HTTP ${e.code}: ${reason}`);
+  }
+  const code = e.cause?.code ?? /\b(E[A-Z]{3,})\b/.exec(e.message ?? "")?.[1];
+  if (code) return new Error(`cannot reach ${at}: ${code}; is the cluster running, and is that the right context? (\`kubectl config use-context NAME\`)`);
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 async function kubernetesApi(namespace: string | undefined, name: string): Promise<{ api: ServiceApi; namespace: string }> {
   const k8s = await import("@kubernetes/client-node");
   const kc = new k8s.KubeConfig();
-  kc.loadFromDefault();
+  try {
+    kc.loadFromDefault();
+  } catch (err) {
+    throw new TrafficError(`cannot read the kubeconfig (KUBECONFIG=${process.env.KUBECONFIG ?? "~/.kube/config"}): ${(err as Error).message}; ${NO_CLUSTER_HINT}`);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (isFallbackConfig(cluster, kc.getCurrentUser())) throw new TrafficError(`no Kubernetes configuration found (KUBECONFIG is not set, there is no ~/.kube/config, and this is not a pod): ${NO_CLUSTER_HINT}`);
+  if (!cluster) throw new TrafficError(`the kubeconfig has no current context (or its cluster is missing): \`kubectl config use-context NAME\` picks one; ${NO_CLUSTER_HINT}`);
   const ns = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
   const client = kc.makeApiClient(k8s.CustomObjectsApi);
   const ref = { group: "serving.knative.dev", version: "v1", namespace: ns, plural: "services", name };
+  const where = { server: cluster.server, context: kc.getCurrentContext(), namespace: ns, name };
+  const explained = <T>(p: Promise<T>): Promise<T> => p.catch((err: unknown) => Promise.reject(explainApiError(err, where)));
   return {
     namespace: ns,
     api: {
-      patch: (body) => client.patchNamespacedCustomObject({ ...ref, body }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch)),
-      get: () => client.getNamespacedCustomObject(ref) as Promise<ServiceState>,
+      patch: (body) => explained(client.patchNamespacedCustomObject({ ...ref, body }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch))),
+      get: () => explained(client.getNamespacedCustomObject(ref) as Promise<ServiceState>),
     },
   };
 }

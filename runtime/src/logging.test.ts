@@ -1,5 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { levelFormatter } from "./log-format.js";
 import { createLogger, parseTraceparent, redactUrl } from "./logging.js";
 import { removeRepository, writeRepository } from "./testing/fixtures.js";
 import { startTestServer } from "./testing/server.js";
@@ -46,12 +47,36 @@ describe("logs", () => {
   it("logs the start-up configuration with secrets redacted", async () => {
     const repo = await writeRepository({});
     const out = capture();
-    const server = await startTestServer(repo, { repositoryApiToken: "a-very-secret-token-123", loggerUrl: "https://user:pw@sink.example/x?sig=1" }, { logger: createLogger("info", "json", out.stream) });
+    const server = await startTestServer(
+      repo,
+      { repositoryApiToken: "a-very-secret-token-123", resultsToken: "another-secret-token-456", loggerUrl: "https://user:pw@sink.example/x?sig=1" },
+      { logger: createLogger("info", "json", out.stream) },
+    );
     await server.close();
     await removeRepository(repo);
     const starting = out.text().split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === "starting");
     expect(starting.config.repositoryApiToken).toBe("[REDACTED]");
+    expect(starting.config.resultsToken).toBe("[REDACTED]");
     expect(starting.config.loggerUrl).toBe("https://REDACTED@sink.example/x?REDACTED");
     expect(out.text()).not.toContain("a-very-secret-token-123");
+    expect(out.text()).not.toContain("another-secret-token-456");
+  });
+
+  it("logs secrets that are not configured as unset, not as [REDACTED]", async () => {
+    const repo = await writeRepository({});
+    const out = capture();
+    const server = await startTestServer(repo, {}, { logger: createLogger("info", "json", out.stream) });
+    await server.close();
+    await removeRepository(repo);
+    const starting = out.text().split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === "starting");
+    expect(starting.config).toMatchObject({ repositoryApiToken: "unset", resultsToken: "unset" });
+  });
+
+  it("writes the level by name, the format the model puller shares (log-format.ts)", () => {
+    const json = capture();
+    createLogger("debug", "json", json.stream).error({ authorization: "Bearer x" }, "failed");
+    const line = JSON.parse(json.text().trim());
+    expect(line).toMatchObject({ level: "error", authorization: "[REDACTED]", msg: "failed" });
+    expect(levelFormatter("warn")).toEqual({ level: "warn" });
   });
 });

@@ -6,11 +6,15 @@
  */
 import { Writable } from "node:stream";
 import { pino, type Logger } from "pino";
+import { levelFormatter } from "./log-format.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 export type LogFormat = "json" | "pretty";
 
-const REDACT = ["repositoryApiToken", "*.repositoryApiToken", "authorization", "*.authorization", "headers.authorization"];
+const REDACT = ["repositoryApiToken", "*.repositoryApiToken", "resultsToken", "*.resultsToken", "authorization", "*.authorization", "headers.authorization"];
+
+/** A secret's value never shows; a secret key present without a value (not configured) reads "unset". */
+export const censorSecret = (value: unknown): string => (value === undefined || value === null ? "unset" : "[REDACTED]");
 
 /** A URL without user:password and without its query string (signed URLs carry secrets there). */
 export function redactUrl(url: string): string {
@@ -54,8 +58,8 @@ export function createLogger(level: LogLevel, format: LogFormat = "json", destin
     level,
     base: { service: "inference-server" },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label: string) => ({ level: label }) },
-    redact: { paths: REDACT, censor: "[REDACTED]" },
+    formatters: { level: levelFormatter },
+    redact: { paths: REDACT, censor: censorSecret },
   };
   if (format === "pretty") return pino(options, prettyStream(destination));
   // Asynchronous writes keep logging off the request path; main.ts flushes before exit.

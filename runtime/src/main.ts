@@ -1,7 +1,9 @@
 /**
  * The `inference-server` command. Configuration errors exit 2 with the bad key
- * named; a missing model repository exits 1; SIGTERM and SIGINT drain and exit 0.
+ * named; a missing model repository exits 1; SIGTERM and SIGINT drain and exit 0 (1 when the
+ * drain timed out); a second one while draining logs a line and exits at once (130 or 143).
  */
+import os from "node:os";
 import { ConfigError, USAGE, loadConfig } from "./config.js";
 import { startServer, type RunningServer } from "./server.js";
 
@@ -41,7 +43,14 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second Ctrl-C (or SIGTERM) while draining: stop now, the way a shell reports it (128 + the signal's number).
+      const code = 128 + os.constants.signals[signal];
+      logger.warn({ signal, exit_code: code }, `second ${signal} while draining: exiting now; requests still in flight are dropped`);
+      logger.flush(() => process.exit(code));
+      setTimeout(() => process.exit(code), 1000).unref(); // should the flush never call back
+      return;
+    }
     stopping = true;
     logger.info({ signal }, "shutting down");
     server.drain().then(
@@ -58,8 +67,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once("SIGTERM", shutdown);
-  process.once("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
 }
 
 void main();

@@ -24,7 +24,7 @@ import type { AsyncSetup } from "./async/setup.js";
 
 /** The protocol extensions this server implements, as GET /v2 reports them. */
 export function extensions(config: Config): string[] {
-  const list = ["binary_tensor_data", "statistics"];
+  const list = ["binary_tensor_data", "classification", "model_configuration", "statistics"];
   if (config.repositoryApi === "enabled") list.push("model_repository");
   return list.sort();
 }

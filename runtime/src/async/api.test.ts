@@ -86,7 +86,9 @@ describe("in-process mode (no broker, PGlite, in-process quota)", () => {
     const done = await waitForFinal(url, id);
     // Polled from the 202 on: the states seen are in order and end in succeeded (the in-process queue may be quicker than the first poll).
     expect(["queued,running,succeeded", "queued,succeeded", "running,succeeded", "succeeded"]).toContain(done.seen.join(","));
-    expect(done).toMatchObject({ request_id: id, status: "succeeded", user_id: "local-1", model: "sentiment", attempts: 1, tokens: 5 });
+    // Sent without a version: the record takes the version that answered, as the response says.
+    expect(done).toMatchObject({ request_id: id, status: "succeeded", user_id: "local-1", model: "sentiment", model_version: "1", attempts: 1, tokens: 5 });
+    expect(done.response.model_version).toBe("1");
     expect(done.started_at).not.toBeNull();
     expect(Date.parse(done.finished_at)).toBeGreaterThanOrEqual(Date.parse(done.started_at));
     expect(done.response).toEqual(sync.json);
@@ -170,10 +172,10 @@ describe("bad input on POST /api/v1/inference: a clear 4xx, nothing counted", ()
   });
 
   it("unknown or invalid models and versions; a model without a single text input", async () => {
-    expectError(await submit({ prompt: "hi", model: "nope" }, user), 404, "model 'nope' not found");
+    expectError(await submit({ prompt: "hi", model: "nope" }, user), 404, "Request for unknown model: 'nope' is not found");
     expectError(await submit({ prompt: "hi", model: "../etc" }, user), 400, 'invalid model name "../etc"');
-    expectError(await submit({ prompt: "hi", model: "sentiment", version: "latest" }, user), 400, 'invalid model version "latest"; versions are positive integers');
-    expectError(await submit({ prompt: "hi", model: "sentiment", version: 7 }, user), 404, "model 'sentiment' has no version '7' loaded (versions: 1)");
+    expectError(await submit({ prompt: "hi", model: "sentiment", version: "latest" }, user), 400, "failed to get model version from specified version string 'latest': versions are positive integers");
+    expectError(await submit({ prompt: "hi", model: "sentiment", version: 7 }, user), 404, "Request for unknown model: 'sentiment' version 7 is not found (versions: 1)");
     expectError(
       await submit({ prompt: "hi", model: "simple" }, user),
       400,
@@ -205,7 +207,7 @@ describe("bad input on POST /api/v1/inference: a clear 4xx, nothing counted", ()
     expectError(half, 400, "input 'INPUT': FP16 tensors have no JSON form, so they cannot be queued; send this request synchronously");
     const param = await postJsonTo(`${url}/v2/models/simple/infer`, { ...simpleRequest(1, 1), parameters: { user_id: 5 } }, { prefer: "respond-async" });
     expectError(param, 400, "user_id must be a user id of 1 to 128 letters, digits, '_', '.', '@', ':', '+' or '-'");
-    expectError(await postJsonTo(`${url}/v2/models/nope/infer`, simpleRequest(1, 1), headers), 404, "model 'nope' not found");
+    expectError(await postJsonTo(`${url}/v2/models/nope/infer`, simpleRequest(1, 1), headers), 404, "Request for unknown model: 'nope' is not found");
   });
 
   it("a NUL character anywhere in the request (PostgreSQL's jsonb cannot store it): a 400, not a 500", async () => {

@@ -489,7 +489,7 @@ describe("failures", () => {
     expect((await postJsonTo(`${url}/v2/repository/models/gone/unload`, {})).status).toBe(200);
     const res = await deliverToWorker(url, event);
     expect(res.status, res.body).toBe(404);
-    expect(res.json.error).toMatch(/model 'gone'/);
+    expect(res.json.error).toMatch(/unknown model: 'gone'/);
     expect(await status(id)).toMatchObject({ status: "queued", attempts: 0 });
     const dead = await deadLetter(url, event, res);
     expect(dead.json).toEqual({ request_id: id, recorded: true, known: true });

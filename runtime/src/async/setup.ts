@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { DataPlane } from "../dataplane/dataplane.js";
 import { EXTENSIONS } from "../cloudevents/constants.js";
+import { parseJsonExact } from "../codecs/json-exact.js";
 import { redactUrl } from "../logging.js";
 import type { Metrics } from "../metrics.js";
 import { createQuotaCounter, QuotaPolicy } from "./quota/policy.js";
@@ -100,7 +101,8 @@ export async function startAsyncInference(
     const deliver = async (queued: QueuedRequest) => {
       const outcome = await service.work(queued.id, queued.request, { protocol: "v2" });
       if (outcome.kind === "unknown") throw new Error(`request ${queued.id} is not in the store`);
-      if (outcome.kind === "succeeded") await service.collect(queued.id, { response: JSON.parse(outcome.response) as unknown });
+      // Parsed exactly: INT64/UINT64 values beyond 2^53 stay BigInt, never rounded, on their way to the store.
+      if (outcome.kind === "succeeded") await service.collect(queued.id, { response: parseJsonExact(Buffer.from(outcome.response, "utf8"), "the model's response") });
       if (outcome.kind === "failed") await service.collect(queued.id, { error: outcome.error });
       service.release(queued.id);
     };

@@ -27,7 +27,10 @@ export interface AsyncRequestRecord {
   finishedAt?: Date;
   /** The V2 inference request (JSON), kept so the worker can run it from the store. */
   request: unknown;
-  /** The V2 inference response (JSON) once succeeded. */
+  /**
+   * The V2 inference response (JSON) once succeeded: INT64/UINT64 values beyond 2^53
+   * are BigInt (parseJsonExact), so write it with stringifyExact, never JSON.stringify.
+   */
   response?: unknown;
   /** Why it failed, once failed. */
   error?: string;
@@ -43,6 +46,7 @@ export interface NewAsyncRequest {
   request: unknown;
 }
 
+/** A response may hold BigInt (parseJsonExact's integers beyond 2^53): the store writes them exactly. */
 export type Completion = { status: "succeeded"; response: unknown } | { status: "failed"; error: string };
 
 /**

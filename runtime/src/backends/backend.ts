@@ -14,6 +14,12 @@ export interface TensorMetadata {
   shape: number[];
 }
 
+/** A graph output this runtime cannot return, e.g. `{ name: "tokens", type: "seq(tensor(int64))" }`. */
+export interface UnservedOutput {
+  name: string;
+  type: string;
+}
+
 export interface InferOptions {
   /**
    * The caller no longer needs the input arrays: they may be handed to another thread
@@ -32,6 +38,13 @@ export interface LoadedModel {
   readonly instanceCount?: number;
   /** Instances able to run now (the others are starting again after a failure). */
   liveInstances?(): number;
+  /**
+   * Class labels the graph itself declares, index-aligned with its class dimension (a classifier's
+   * ZipMap, served as a probability tensor): the default for the settings' `labels`.
+   */
+  readonly labels?: readonly string[];
+  /** Graph outputs that cannot be served (not tensors), with their ONNX types: reported, never silently dropped. */
+  readonly unservedOutputs?: readonly UnservedOutput[];
   infer(inputs: readonly Tensor[], outputNames: readonly string[], parameters?: Parameters, options?: InferOptions): Promise<Tensor[]>;
   unload(): Promise<void>;
 }

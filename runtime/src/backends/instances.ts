@@ -25,7 +25,7 @@ import { InferenceError, invalidInput, unsupported } from "../dataplane/errors.j
 import { truncate } from "../tensor/datatypes.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { warmupInputs } from "./warmup-inputs.js";
-import type { InferOptions, LoadedModel, ModelLoadSpec, TensorMetadata } from "./backend.js";
+import type { InferOptions, LoadedModel, ModelLoadSpec, TensorMetadata, UnservedOutput } from "./backend.js";
 import { DATATYPE_TO_ORT, ModelLoadError, ONNX_PLATFORM, ORT_TO_DATATYPE, rejectNul, signature, type OrtValueMetadata } from "./ort-session.js";
 
 /** Told when an instance died and is being started again (metrics, tests). */
@@ -39,7 +39,17 @@ interface WireTensor {
 }
 
 type FromWorker =
-  | { type: "ready"; inputs: OrtValueMetadata[]; outputs: OrtValueMetadata[]; executionProviders: string[]; fallback?: string }
+  | {
+      type: "ready";
+      inputs: OrtValueMetadata[];
+      outputs: OrtValueMetadata[];
+      executionProviders: string[];
+      fallback?: string;
+      /** Labels of the ZipMap outputs served as probability tensors, by output. */
+      classLabels?: Record<string, string[]>;
+      /** ONNX types of the outputs that are still not tensors, by output. */
+      outputTypes?: Record<string, string>;
+    }
   | { type: "results"; results: Array<{ id: number; outputs?: WireTensor[]; message?: string }> }
   | { type: "released" };
 
@@ -202,6 +212,14 @@ function toWire(t: Tensor, transfer: boolean, list: ArrayBuffer[]): WireTensor {
   return { name: t.name, type, dims: t.shape, data };
 }
 
+/** The class labels the graph declares, when its ZipMaps (usually one) agree on them. */
+function modelLabels(byOutput: Record<string, string[]> | undefined): string[] | undefined {
+  const lists = Object.values(byOutput ?? {});
+  if (lists.length === 0) return undefined;
+  const first = lists[0]!;
+  return lists.every((l) => l.length === first.length && l.every((label, i) => label === first[i])) ? first : undefined;
+}
+
 export class InstancePool implements LoadedModel {
   readonly platform = ONNX_PLATFORM;
   readonly instances: Instance[] = [];
@@ -212,6 +230,8 @@ export class InstancePool implements LoadedModel {
   inputs: TensorMetadata[] = [];
   outputs: TensorMetadata[] = [];
   executionProviders: string[] = [];
+  labels: string[] | undefined;
+  unservedOutputs: UnservedOutput[] = [];
 
   constructor(
     private readonly spec: ModelLoadSpec,
@@ -243,11 +263,21 @@ export class InstancePool implements LoadedModel {
     try {
       this.inputs = signature("input", ready.inputs, this.spec.settings.inputs);
       this.outputs = signature("output", ready.outputs, this.spec.settings.outputs);
-      if (this.outputs.length === 0) throw new ModelLoadError("the model has no tensor outputs");
+      this.unservedOutputs = ready.outputs.filter((o) => !o.isTensor).map((o) => ({ name: o.name, type: ready.outputTypes?.[o.name] ?? "a non-tensor value" }));
+      const unserved = this.unservedOutputs.map((o) => `'${o.name}' (${o.type})`).join(", ");
+      if (this.outputs.length === 0) {
+        throw new ModelLoadError(`the model has no tensor outputs${unserved ? `: ${unserved} cannot be served, ONNX Runtime's Node.js API returns tensors only` : ""}`);
+      }
+      // Served without them rather than refused: the tensor outputs work, and a model that loaded before
+      // keeps loading. Said in the log, the metadata (parameters.unserved_outputs) and to a request naming one.
+      if (unserved) {
+        this.spec.logger.warn({ model: this.spec.name, version: this.spec.version, outputs: this.unservedOutputs }, "model outputs that are not tensors cannot be served; serving the others");
+      }
     } catch (err) {
       await this.unload();
       throw err;
     }
+    this.labels = modelLabels(ready.classLabels);
     this.executionProviders = ready.executionProviders;
     for (const instance of this.instances.slice(1)) this.startAgain(instance, 0);
   }

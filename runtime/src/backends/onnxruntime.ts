@@ -50,7 +50,13 @@ export class OnnxRuntimeBackend implements ModelBackend {
   async load(spec: ModelLoadSpec): Promise<LoadedModel> {
     const count = requestedInstanceCount(spec.settings) ?? defaultInstanceCount(this.cpus);
     const settings = spec.settings.onnxruntime;
-    const options = sessionOptions({ ...settings, intra_op_num_threads: settings.intra_op_num_threads ?? intraOpThreadsPerInstance(this.cpus, count) });
+    // 0 (Triton's "let the runtime choose") is the server's choice here: ONNX Runtime's own default counts the
+    // node's cores, not the pod's CPUs (repository/thread-bounds.ts bounds explicit counts).
+    const options = sessionOptions({
+      ...settings,
+      intra_op_num_threads: settings.intra_op_num_threads || intraOpThreadsPerInstance(this.cpus, count),
+      inter_op_num_threads: settings.inter_op_num_threads || undefined,
+    });
     const workerData = {
       file: spec.file,
       options,

@@ -67,15 +67,21 @@ function applyOverride(kind: "input" | "output", meta: TensorMetadata, override:
   return meta;
 }
 
+/**
+ * The signature: tensors only. Non-tensor outputs are not in it; the pool reports them (InstancePool:
+ * `unservedOutputs`, a warning, the model metadata). ZipMap outputs never get here as such: the worker
+ * serves them as probability tensors (instance-worker.mjs).
+ */
 export function signature(kind: "input" | "output", metas: readonly OrtValueMetadata[], overrides: TensorOverride[] | undefined): TensorMetadata[] {
   const byName = new Map((overrides ?? []).map((o) => [o.name, o]));
   for (const name of byName.keys()) {
-    if (!metas.some((m) => m.name === name)) throw new ModelLoadError(`settings name ${kind} '${name}', which the model does not have`);
+    const meta = metas.find((m) => m.name === name);
+    if (!meta) throw new ModelLoadError(`settings name ${kind} '${name}', which the model does not have`);
+    if (!meta.isTensor) throw new ModelLoadError(`settings name ${kind} '${name}', which is not a tensor and cannot be served`);
   }
   const out: TensorMetadata[] = [];
   for (const m of metas) {
     const meta = toMetadata(kind, m);
-    // Non-tensor outputs (sequences, maps such as sklearn's ZipMap) are left out rather than failing the model.
     if (meta) out.push(applyOverride(kind, meta, byName.get(m.name)));
     else if (kind === "input") throw new ModelLoadError(`input '${m.name}' is not a tensor`);
   }

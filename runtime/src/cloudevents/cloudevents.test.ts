@@ -117,7 +117,7 @@ describe("POST / (a Trigger's subscriber URL)", () => {
   it("a model named by the subject that is not loaded is a 404 that says where the name came from", async () => {
     const reply = await post(server.url, HTTP.structured(requestEvent(simpleRequest(1, 1), { subject: "ghost" })));
     expect(reply.status).toBe(404);
-    expect(reply.json.error).toMatch(/model 'ghost'.*\(named by the event's subject\)/);
+    expect(reply.json.error).toMatch(/^Request for unknown model: 'ghost' is not found \(named by the event's subject\)$/);
   });
 
   it("takes only the request type, so an unfiltered Trigger cannot feed replies back", async () => {
@@ -249,10 +249,10 @@ describe("failures are JSON errors with the status the Broker acts on, never a 2
   });
 
   it("404 for an unknown model, by path or by extension", async () => {
-    await expectError(await send("/v2/models/ghost/infer", binaryHeaders, JSON.stringify(simpleRequest(1, 1))), 404, "model 'ghost' not found");
-    await expectError(await send("/v1/models/ghost:predict", binaryHeaders, JSON.stringify({ instances: [1] })), 404, "model 'ghost'");
+    await expectError(await send("/v2/models/ghost/infer", binaryHeaders, JSON.stringify(simpleRequest(1, 1))), 404, "Request for unknown model: 'ghost' is not found");
+    await expectError(await send("/v1/models/ghost:predict", binaryHeaders, JSON.stringify({ instances: [1] })), 404, "Request for unknown model: 'ghost' is not found");
     await expectError(await send("/", { ...binaryHeaders, "ce-model": "ghost" }, JSON.stringify(simpleRequest(1, 1))), 404, "(named by the event's 'model' extension)");
-    await expectError(await send("/v2/models/simple/versions/9/infer", binaryHeaders, JSON.stringify(simpleRequest(1, 1))), 404, "no version '9'");
+    await expectError(await send("/v2/models/simple/versions/9/infer", binaryHeaders, JSON.stringify(simpleRequest(1, 1))), 404, "Request for unknown model: 'simple' version 9 is not found");
   });
 
   it("503 for a model that is not ready (the Broker retries)", async () => {

@@ -14,7 +14,7 @@
  * place in an event: binary_data_size on an input is refused, and binary_data
  * output flags are ignored (every output is JSON).
  */
-import { inferenceResponseToV1, v1ToInferenceRequest } from "../codecs/v1.js";
+import { encodeV1Response, v1ToInferenceRequest } from "../codecs/v1.js";
 import { encodeInferenceResponse, toInferenceRequest } from "../codecs/v2.js";
 import { invalidInput } from "../dataplane/errors.js";
 import type { InferenceRequest, InferenceResponse } from "../dataplane/types.js";
@@ -97,11 +97,11 @@ export function prepareInference(
       const request = v1ToInferenceRequest(parsed.data, entry.model, name);
       if (version !== undefined) request.modelVersion = version;
       const instances = (parsed.data.instances ?? parsed.data.inputs) as unknown[];
-      return { format, request, encode: (response) => JSON.stringify(inferenceResponseToV1(response, instances)) };
+      return { format, request, encode: (response) => encodeV1Response(response, instances) };
     }
     case "text": {
       const { request, texts } = textRequest(data, registry, name, version);
-      return { format, request, encode: (response) => JSON.stringify(inferenceResponseToV1(response, texts)) };
+      return { format, request, encode: (response) => encodeV1Response(response, texts) };
     }
   }
 }

@@ -9,7 +9,8 @@
 import type { CloudEvent, Headers, ValidationError } from "cloudevents";
 import type { Context } from "hono";
 import { InferenceError, invalidInput } from "../dataplane/errors.js";
-import { parseJson, readBody } from "../rest/body.js";
+import { readBody } from "../rest/body.js";
+import { parseJsonExact } from "../codecs/json-exact.js";
 import { preview, truncate } from "../tensor/datatypes.js";
 import { CE_BATCH, CE_JSON, JSON_MEDIA_TYPE } from "./constants.js";
 import { loadSdk, sdk } from "./sdk.js";
@@ -141,9 +142,12 @@ async function binaryEvent(c: Context, maxBytes: number): Promise<CloudEvent<unk
   if (type === JSON_MEDIA_TYPE) headers["content-type"] = JSON_MEDIA_TYPE;
   else if (contentType !== undefined) headers["content-type"] = contentType;
   // JSON may start with whitespace; the SDK's parser takes text not starting with {, [ or " for a bare string.
-  const body = decodeText(await readBody(c, maxBytes)).trimStart();
+  const bytes = await readBody(c, maxBytes);
+  const text = decodeText(bytes).trimStart();
+  // A JSON object is parsed here, exact for 64-bit integers (the SDK's JSON.parse rounds them beyond 2^53).
+  const body: unknown = type === JSON_MEDIA_TYPE && text.startsWith("{") ? parseJsonExact(bytes, "the event data") : text;
   try {
-    return sdk().HTTP.toEvent({ headers, body }) as CloudEvent<unknown>;
+    return sdk().HTTP.toEvent({ headers, body: body as string }) as CloudEvent<unknown>;
   } catch (err) {
     sdkFailure(err, "the event data");
   }
@@ -154,7 +158,7 @@ async function structuredEvent(c: Context, maxBytes: number): Promise<CloudEvent
   if (type !== CE_JSON) {
     throw new InferenceError(415, `structured-mode CloudEvents must be ${CE_JSON}, not ${preview(type)}`);
   }
-  const envelope = parseJson(await readBody(c, maxBytes), "the structured CloudEvent");
+  const envelope = parseJsonExact(await readBody(c, maxBytes), "the structured CloudEvent");
   if (typeof envelope !== "object" || envelope === null || Array.isArray(envelope)) {
     throw invalidInput(`a structured CloudEvent must be a JSON object, got ${preview(envelope)}`);
   }
@@ -181,7 +185,7 @@ function eventData(event: CloudEvent<unknown>): Record<string, unknown> {
   if (data === undefined || data === null || data === "") {
     throw invalidInput("the event has no data: send an inference request ({\"inputs\": [...]}, {\"instances\": [...]} or {\"text\": ...}) as its data");
   }
-  if (typeof data === "string") data = parseJson(Buffer.from(data, "utf8"), "the event data");
+  if (typeof data === "string") data = parseJsonExact(Buffer.from(data, "utf8"), "the event data");
   if (typeof data !== "object" || data === null || Array.isArray(data) || ArrayBuffer.isView(data)) {
     throw invalidInput(`the event data must be a JSON object (an inference request), got ${preview(data)}`);
   }

@@ -63,10 +63,19 @@ export interface ReplyMessage {
   body: string;
 }
 
-/** An event with these attributes and data, in the request's mode: binary carries the JSON text as is, structured embeds it. */
+/**
+ * An event with these attributes and data, in the request's mode: binary carries the JSON text as is,
+ * structured embeds it as text too, in place of a one-off placeholder: parsing it for the SDK to
+ * serialize again would round 64-bit integers beyond 2^53.
+ */
 function eventMessage(mode: CloudEventMode, attributes: Record<string, unknown>, json: string): ReplyMessage {
   const { CloudEvent } = sdk(); // loaded by receiveCloudEvent()
-  return httpMessage(new CloudEvent<unknown>({ ...attributes, data: mode === "binary" ? json : (JSON.parse(json) as unknown) }), mode);
+  if (mode === "binary") return httpMessage(new CloudEvent<unknown>({ ...attributes, data: json }), mode);
+  const placeholder = `data-${randomUUID()}`;
+  const message = httpMessage(new CloudEvent<unknown>({ ...attributes, data: placeholder }), mode);
+  const at = message.body.indexOf(`"${placeholder}"`);
+  if (at < 0) throw new Error("the structured reply has no place for its data");
+  return { headers: message.headers, body: message.body.slice(0, at) + json + message.body.slice(at + placeholder.length + 2) };
 }
 
 /**

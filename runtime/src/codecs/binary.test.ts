@@ -39,7 +39,10 @@ describe("binary tensor decoding", () => {
   it.each([
     ["too few bytes for the shape", { name: "x", datatype: "INT32" as const, shape: [4] }, new Uint8Array(12), "input 'x': binary_data_size is 12 bytes but shape [4] of INT32 needs 16 (4 × 4)"],
     ["a BYTES length running past the data", { name: "s", datatype: "BYTES" as const, shape: [1] }, Uint8Array.of(9, 0, 0, 0, 65), "input 's': BYTES element 0 declares 9 bytes but only 1 remain"],
-    ["a truncated BYTES length prefix", { name: "s", datatype: "BYTES" as const, shape: [2] }, Uint8Array.of(1, 0, 0, 0, 65, 1), "input 's': binary data ends inside the length prefix of BYTES element 1 of 2"],
+    ["a truncated BYTES length prefix", { name: "s", datatype: "BYTES" as const, shape: [2] }, Uint8Array.of(1, 0, 0, 0, 65, 1, 0, 0), "input 's': binary data ends inside the length prefix of BYTES element 1 of 2"],
+    ["fewer bytes than BYTES length prefixes", { name: "s", datatype: "BYTES" as const, shape: [2] }, Uint8Array.of(1, 0, 0, 0, 65, 1), "input 's': binary_data_size is 6 bytes, too few for the 2 BYTES elements of shape [2] (each takes at least 4, its length prefix)"],
+    ["a BYTES shape of 2^32 elements (no array can hold them)", { name: "s", datatype: "BYTES" as const, shape: [65536, 65536] }, Uint8Array.of(0, 0, 0, 0), "input 's': binary_data_size is 4 bytes, too few for the 4294967296 BYTES elements of shape [65536,65536]"],
+    ["a shape whose element count exceeds 2^53", { name: "x", datatype: "INT8" as const, shape: [2 ** 32, 2 ** 32] }, Uint8Array.of(0), "input 'x': shape [4294967296,4294967296] has more elements than a tensor can hold (the product of its dimensions exceeds 2^53)"],
     ["bytes left after the BYTES elements", { name: "s", datatype: "BYTES" as const, shape: [1] }, Uint8Array.of(1, 0, 0, 0, 65, 66), "input 's': binary_data_size is 6 but its 1 BYTES elements take 5"],
     ["invalid UTF-8 in BYTES", { name: "s", datatype: "BYTES" as const, shape: [1] }, Uint8Array.of(2, 0, 0, 0, 0xc3, 0x28), "input 's': BYTES element 0 is not valid UTF-8"],
   ])("refuses %s, naming the tensor", (_label, input, bytes, message) => {

@@ -5,14 +5,20 @@
  */
 import { invalidInput } from "../dataplane/errors.js";
 import { DATATYPE_INFO, type NumericArray, type TensorData } from "../tensor/datatypes.js";
-import { elementCount, formatShape, type Tensor } from "../tensor/tensor.js";
+import { checkedElementCount, formatShape, type Tensor } from "../tensor/tensor.js";
 import type { JsonTensorInput } from "./json.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
 
 /** BYTES elements: each a 4-byte little-endian length, then that many bytes of UTF-8. */
-function decodeBytesElements(name: string, bytes: Uint8Array, count: number, sizeLabel: string): string[] {
+function decodeBytesElements(name: string, shape: readonly number[], bytes: Uint8Array, count: number, sizeLabel: string): string[] {
+  // Refused before anything is allocated for them: a shape of 2^32 elements cannot even be an array.
+  if (count > bytes.byteLength / 4) {
+    throw invalidInput(
+      `input '${name}': ${sizeLabel} is ${bytes.byteLength} bytes, too few for the ${count} BYTES elements of shape ${formatShape(shape)} (each takes at least 4, its length prefix)`,
+    );
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: string[] = new Array(count);
   let offset = 0;
@@ -50,11 +56,11 @@ function viewNumeric(bytes: Uint8Array, ctor: NonNullable<(typeof DATATYPE_INFO)
  */
 export function decodeBinaryTensor(input: JsonTensorInput, bytes: Uint8Array, sizeLabel = "binary_data_size"): Tensor {
   const { name, datatype, shape } = input;
-  const count = elementCount(shape);
+  const count = checkedElementCount(`input '${name}'`, shape);
   const info = DATATYPE_INFO[datatype];
   let data: TensorData;
   if (datatype === "BYTES") {
-    data = decodeBytesElements(name, bytes, count, sizeLabel);
+    data = decodeBytesElements(name, shape, bytes, count, sizeLabel);
   } else {
     const expected = count * info.byteSize;
     if (bytes.byteLength !== expected) {

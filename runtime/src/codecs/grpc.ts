@@ -202,6 +202,13 @@ export function fromGrpcInferRequest(message: GrpcInferRequest): InferenceReques
   if (modelName === "") throw invalidInput("model_name is required");
   const inputs = message.inputs ?? [];
   const raw = message.raw_input_contents ?? [];
+  // Triton's words (its stock grpc_explicit_int_content_client.py matches on them), checked before the count.
+  const typed = (input: GrpcInferRequest["inputs"] extends (infer T)[] | undefined ? T : never) =>
+    input.contents !== undefined && Object.values(input.contents).some((v) => (v as unknown[] | undefined)?.length);
+  const mixed = raw.length > 0 ? inputs.find(typed) : undefined;
+  if (mixed) {
+    throw invalidInput(`contents field must not be specified when using raw_input_contents for '${mixed.name ?? ""}' for model '${modelName}'; use one or the other for all inputs`);
+  }
   if (raw.length > 0 && raw.length !== inputs.length) {
     throw invalidInput(`raw_input_contents has ${raw.length} entries but the request has ${inputs.length} inputs; send one per input, in input order`);
   }
@@ -215,9 +222,6 @@ export function fromGrpcInferRequest(message: GrpcInferRequest): InferenceReques
     const parameters = fromGrpcParameters(input.parameters);
     let tensor: Tensor;
     if (raw.length > 0) {
-      if (input.contents && Object.values(input.contents).some((v) => (v as unknown[] | undefined)?.length)) {
-        throw invalidInput(`input '${name}' has typed contents but the request uses raw_input_contents; use one or the other for all inputs`);
-      }
       tensor = decodeBinaryTensor({ name, datatype, shape }, raw[i]!, `raw_input_contents[${i}]`);
     } else {
       tensor = { name, datatype, shape, data: decodeContents(name, datatype, shape, input.contents ?? {}) };

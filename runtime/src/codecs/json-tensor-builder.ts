@@ -9,7 +9,7 @@
  */
 import { invalidInput } from "../dataplane/errors.js";
 import { DATATYPE_INFO, preview, truncate, type Datatype, type NumericArray, type TensorData } from "../tensor/datatypes.js";
-import { elementCount, formatShape } from "../tensor/tensor.js";
+import { checkedElementCount, formatShape } from "../tensor/tensor.js";
 import type { JsonScanner } from "./json-scan.js";
 
 const TWO_53 = 2 ** 53;
@@ -85,7 +85,8 @@ export class TensorBuilder {
     private readonly capacityHint: number,
   ) {
     this.json = datatype === undefined ? undefined : DATATYPE_INFO[datatype].json;
-    this.expected = shape === undefined ? Infinity : elementCount(shape);
+    // A shape whose element count is no exact integer is refused at its first element.
+    this.expected = shape === undefined ? Infinity : checkedElementCount(label, shape);
     if (this.json === "binary-only") throw binaryOnly(label, datatype!);
     if (this.direct && this.json === "bytes") this.strings = [];
   }
@@ -179,7 +180,7 @@ export class TensorBuilder {
 
   /** The element count, then the nesting, against the shape: flat, or nested like it (dimensions of 1 aside). */
   private checkShape(shape: number[]): void {
-    const expected = elementCount(shape);
+    const expected = checkedElementCount(this.label, shape);
     if (this.count !== expected) {
       throw invalidInput(`${this.label}: shape ${formatShape(shape)} has ${expected} elements but the data has ${this.count}`);
     }

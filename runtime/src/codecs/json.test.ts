@@ -11,10 +11,35 @@ describe("JSON tensor decoding", () => {
   });
 
   it("flattens nested data row-major, even very deep nesting, without recursion", () => {
-    expect(Array.from(decodeJsonTensor({ name: "x", datatype: "INT32", shape: [2, 3], data: [[1, [2, 3]], [[4], 5, 6]] }).data as Int32Array)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(decodeJsonTensor({ name: "x", datatype: "INT32", shape: [2, 3], data: [[1, 2, 3], [4, 5, 6]] }).data as Int32Array)).toEqual([1, 2, 3, 4, 5, 6]);
+    // Extra dimensions of 1, as Triton's own tests send (data 50 levels deep for shape [1,1]).
+    expect(Array.from(decodeJsonTensor({ name: "x", datatype: "INT32", shape: [2, 3], data: [[[1, 2, 3]], [[4, 5, 6]]] }).data as Int32Array)).toEqual([1, 2, 3, 4, 5, 6]);
     let deep: unknown = [7];
     for (let i = 0; i < 100_000; i++) deep = [deep];
     expect(Array.from(decodeJsonTensor({ name: "x", datatype: "INT32", shape: [1], data: deep }).data as Int32Array)).toEqual([7]);
+  });
+
+  it("refuses nesting that does not fit the shape as the streaming decoder does, naming the input", () => {
+    const decode = (shape: number[], data: unknown) => () => decodeJsonTensor({ name: "x", datatype: "INT32", shape, data });
+    // Deeper and shallower than the shape.
+    expect(decode([4], [[1, 2], [3, 4]])).toThrow("input 'x': data nested as […,2] does not fit shape [4]; send it flat or nested like the shape");
+    expect(decode([2, 3], [[1, 2, 3, 4, 5, 6]])).toThrow("input 'x': data nested as […,6] does not fit shape [2,3]; send it flat or nested like the shape");
+    expect(decode([2, 3], [[1, 2], [3, 4], [5, 6]])).toThrow("input 'x': data nested as […,2] does not fit shape [2,3]");
+    // Ragged rows, and values mixed with arrays at one depth.
+    expect(decode([3, 2], [[1, 2], [3], [4, 5, 6]])).toThrow("input 'x': the data is ragged: an array at depth 2 has 1 elements where an earlier one has 2");
+    expect(decode([2, 3], [[1, [2, 3]], [[4], 5, 6]])).toThrow("input 'x': the data mixes values and arrays at the same depth; send it flat or nested like the shape");
+    expect(decode([2, 2], [[1, 2], 3, 4])).toThrow(/mixes values and arrays/);
+    // The element count first, in the streaming decoder's words.
+    expect(decode([2, 2], [[1, 2], [3, 4], [5, 6]])).toThrow("input 'x': shape [2,2] has 4 elements but the data has 6");
+  });
+
+  it("takes parseJsonExact's BigInt: exact for INT64/UINT64, the nearest double for floats, refused elsewhere", () => {
+    const big = 2n ** 53n + 1n;
+    expect(decodeJsonTensor({ name: "x", datatype: "INT64", shape: [2], data: [big, -(2n ** 62n) - 3n] }).data).toEqual(BigInt64Array.of(big, -(2n ** 62n) - 3n));
+    expect(decodeJsonTensor({ name: "x", datatype: "UINT64", shape: [1], data: [2n ** 64n - 1n] }).data).toEqual(BigUint64Array.of(2n ** 64n - 1n));
+    expect(decodeJsonTensor({ name: "x", datatype: "FP64", shape: [1], data: [big] }).data).toEqual(Float64Array.of(2 ** 53));
+    expect(() => decodeJsonTensor({ name: "x", datatype: "INT32", shape: [1], data: [big] })).toThrow("input 'x': element 0 (9007199254740993) is not a valid INT32 value");
+    expect(() => decodeJsonTensor({ name: "x", datatype: "UINT64", shape: [1], data: [-big] })).toThrow("input 'x': element 0 (-9007199254740993) is not a valid UINT64 value");
   });
 
   it("treats a scalar as one element", () => {

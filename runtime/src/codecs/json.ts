@@ -6,7 +6,7 @@
  */
 import { DATATYPE_INFO, preview, type Datatype, type TensorData } from "../tensor/datatypes.js";
 import { bf16ToNumber, fp16ToNumber } from "../tensor/half.js";
-import { checkElementCount, type Parameters, type Tensor } from "../tensor/tensor.js";
+import { checkElementCount, formatShape, type Parameters, type Tensor } from "../tensor/tensor.js";
 import { invalidInput } from "../dataplane/errors.js";
 
 export interface JsonTensorInput {
@@ -17,8 +17,13 @@ export interface JsonTensorInput {
   parameters?: Parameters;
 }
 
-/** Row-major flattening without recursion, so deeply nested hostile input cannot blow the stack. */
-function flatten(data: unknown[]): unknown[] {
+/**
+ * Row-major flattening without recursion, so deeply nested hostile input cannot blow the stack.
+ * Nesting follows the streaming decoder's rules (json-tensor-builder.ts), with its messages:
+ * flat, or nested like the shape (dimensions of 1 aside); ragged arrays, values mixed with
+ * arrays at one depth, and nesting that does not fit the shape are refused.
+ */
+function flatten(name: string, data: unknown[], shape: readonly number[]): unknown[] {
   let nested = false;
   for (let i = 0; i < data.length; i++) {
     if (Array.isArray(data[i])) {
@@ -27,19 +32,75 @@ function flatten(data: unknown[]): unknown[] {
     }
   }
   if (!nested) return data;
+  const label = `input '${name}'`;
   const out: unknown[] = [];
+  // Child counts of the open arrays; sizes fixed by the first array closed at each depth.
+  const counts: number[] = [0, 0];
+  const sizes: number[] = [0, -1];
+  let level = 1;
+  let deepest = 1;
+  let leafDepth = -1;
+  const want = squeeze(shape);
+  let matched = 0;
+  const mixed = () => invalidInput(`${label}: the data mixes values and arrays at the same depth; send it flat or nested like the shape`);
+  const ragged = (depth: number, size: number) =>
+    invalidInput(`${label}: the data is ragged: an array at depth ${depth} has ${size} elements where an earlier one has ${sizes[depth]}`);
+  const child = () => {
+    const n = ++counts[level]!;
+    if (sizes[level] !== -1 && n > sizes[level]!) throw ragged(level, n);
+  };
   const stack: Array<{ array: unknown[]; index: number }> = [{ array: data, index: 0 }];
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
     if (top.index >= top.array.length) {
       stack.pop();
+      const size = counts[level]!;
+      if (sizes[level] === -1) {
+        sizes[level] = size;
+        // Rows below the outermost level must be the shape's own rows, as soon as one is whole. The
+        // levels below were checked when they closed first, so only this one's size is new.
+        if (level > 1 && leafDepth !== -1 && size !== 1) {
+          matched++;
+          if (matched > want.length || want[want.length - matched] !== size) throw misfit(label, shape, `[…,${sizes.slice(level, deepest + 1).join(",")}]`);
+        }
+      } else if (size !== sizes[level]) throw ragged(level, size);
+      level--;
       continue;
     }
     const value = top.array[top.index++];
-    if (Array.isArray(value)) stack.push({ array: value, index: 0 });
-    else out.push(value);
+    child();
+    if (Array.isArray(value)) {
+      if (leafDepth !== -1 && level >= leafDepth) throw mixed();
+      level++;
+      counts[level] = 0;
+      if (level > deepest) {
+        deepest = level;
+        sizes[level] = -1;
+      }
+      stack.push({ array: value, index: 0 });
+    } else {
+      if (leafDepth === -1) {
+        if (deepest > level) throw mixed();
+        leafDepth = level;
+      } else if (leafDepth !== level) throw mixed();
+      out.push(value);
+    }
+  }
+  checkElementCount(name, shape, out.length);
+  if (out.length > 0) {
+    const nesting = sizes.slice(1, deepest + 1);
+    const have = squeeze(nesting);
+    if (have.length !== want.length || have.some((d, i) => d !== want[i])) throw misfit(label, shape, formatShape(nesting));
   }
   return out;
+}
+
+function squeeze(dims: readonly number[]): number[] {
+  return dims.filter((d) => d !== 1);
+}
+
+function misfit(label: string, shape: readonly number[], nested: string): Error {
+  return invalidInput(`${label}: data nested as ${nested} does not fit shape ${formatShape(shape)}; send it flat or nested like the shape`);
 }
 
 function badElement(name: string, datatype: Datatype, index: number, value: unknown, expected: string): never {
@@ -54,6 +115,8 @@ const UINT64_MAX = 2n ** 64n - 1n;
 function toBigInt(name: string, datatype: Datatype, index: number, value: unknown): bigint {
   let big: bigint | undefined;
   if (typeof value === "number" && Number.isInteger(value)) big = BigInt(value);
+  // An integer JSON.parse would have rounded, kept exact by parseJsonExact (json-exact.ts).
+  else if (typeof value === "bigint") big = value;
   // Integers beyond 2^53 lose precision as JSON numbers; a decimal string keeps them exact.
   else if (typeof value === "string" && INTEGER_TEXT.test(value)) big = BigInt(value);
   const unsigned = datatype === "UINT64";
@@ -73,7 +136,7 @@ export function decodeJsonTensor(input: JsonTensorInput): Tensor {
     );
   }
   if (input.data === undefined) throw invalidInput(`input '${name}' has no 'data'`);
-  const flat = Array.isArray(input.data) ? flatten(input.data) : [input.data];
+  const flat = Array.isArray(input.data) ? flatten(name, input.data, shape) : [input.data];
   checkElementCount(name, shape, flat.length);
   const n = flat.length;
   let data: TensorData;
@@ -119,8 +182,10 @@ export function decodeJsonTensor(input: JsonTensorInput): Tensor {
       const out = new info.array!(n) as Float32Array;
       for (let i = 0; i < n; i++) {
         const v = flat[i];
-        if (typeof v !== "number") badElement(name, datatype, i, v, "a number");
-        out[i] = v;
+        if (typeof v === "number") out[i] = v;
+        // parseJsonExact's integers beyond 2^53: a float input takes their nearest value, as JSON.parse would give it.
+        else if (typeof v === "bigint") out[i] = Number(v);
+        else badElement(name, datatype, i, v, "a number");
       }
       data = out;
       break;

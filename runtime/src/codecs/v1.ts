@@ -12,6 +12,7 @@ import { DATATYPE_INFO, preview } from "../tensor/datatypes.js";
 import { bf16ToNumber, fp16ToNumber } from "../tensor/half.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { decodeJsonTensor } from "./json.js";
+import { stringifyExact } from "./json-exact.js";
 
 /** The nested-array shape of a JSON value: [] for a scalar. */
 function shapeOf(value: unknown): number[] {
@@ -64,14 +65,14 @@ export function v1ToInferenceRequest(body: { instances?: unknown; inputs?: unkno
   return { modelName, inputs };
 }
 
-/** Tensor elements as plain JSON values (64-bit integers become numbers). */
+/** Tensor elements as plain JSON values (64-bit integers as BigInt, written exactly by encodeV1Response). */
 function elements(t: Tensor): unknown[] {
   const { data, datatype } = t;
   if (Array.isArray(data)) return data;
   if (datatype === "BOOL") return Array.from(data as Uint8Array, (v) => v !== 0);
   if (datatype === "FP16") return Array.from(data as Uint16Array, fp16ToNumber);
   if (datatype === "BF16") return Array.from(data as Uint16Array, bf16ToNumber);
-  if (datatype === "INT64" || datatype === "UINT64") return Array.from(data as BigInt64Array, Number);
+  if (datatype === "INT64" || datatype === "UINT64") return Array.from(data as BigInt64Array);
   return Array.from(data as Float32Array, (v) => (Number.isFinite(v) ? v : null));
 }
 
@@ -97,4 +98,14 @@ export function inferenceResponseToV1(response: InferenceResponse, instances: re
   return {
     predictions: Array.from({ length: rows }, (_, i) => Object.fromEntries(response.outputs.map((t, k) => [t.name, perOutput[k]![i]]))),
   };
+}
+
+/**
+ * The V1 answer as JSON text. 64-bit integer outputs are written with their exact digits
+ * (JSON.stringify would refuse BigInt, and a double would round beyond 2^53).
+ */
+export function encodeV1Response(response: InferenceResponse, instances: readonly unknown[]): string {
+  const body = inferenceResponseToV1(response, instances);
+  const exact = response.outputs.some((t) => t.datatype === "INT64" || t.datatype === "UINT64");
+  return exact ? stringifyExact(body) : JSON.stringify(body);
 }

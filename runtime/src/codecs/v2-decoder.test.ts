@@ -4,6 +4,7 @@ import type { LoadedModel } from "../backends/backend.js";
 import { validateInputs } from "../dataplane/dataplane.js";
 import { InferenceError } from "../dataplane/errors.js";
 import type { Datatype } from "../tensor/datatypes.js";
+import { parseJsonExact } from "./json-exact.js";
 import { toInferenceRequest } from "./v2.js";
 import { decodeV2Request, V2RequestDecoder, type DecodedV2Request, type V2DecoderOptions } from "./v2-decoder.js";
 
@@ -28,9 +29,9 @@ function decodeBytewise(text: string | Uint8Array, options?: V2DecoderOptions): 
   return decoder.end();
 }
 
-/** Today's path: JSON.parse, zod, decodeJsonTensor. */
+/** The non-streaming path (CloudEvents, queued requests): parseJsonExact, zod, decodeJsonTensor. */
 function reference(text: string) {
-  return toInferenceRequest(JSON.parse(text), "m", undefined);
+  return toInferenceRequest(parseJsonExact(utf8.encode(text)), "m", undefined);
 }
 
 function comparable(decoded: DecodedV2Request) {
@@ -296,6 +297,23 @@ describe("early rejection", () => {
     expect(refused(deep)).toMatch(/nests deeper than 64 levels/);
   });
 
+  it("the non-streaming path (CloudEvents, queued requests) refuses the same nesting in the same words", () => {
+    const cases: [number[], string][] = [
+      [[4], "[[1,2],[3,4]]"],
+      [[2, 3], "[[1,2,3,4,5,6]]"],
+      [[2, 3], "[[1,2],[3,4],[5,6]]"],
+      [[3, 2], "[[1,2],[3],[4,5,6]]"],
+      [[2, 2], "[[[1,2]],[[3,4],[5,6]]]"],
+      [[2, 2], "[[1,2],3,4]"],
+      [[2, 2], "[1,[2,3]]"],
+    ];
+    for (const [shape, data] of cases) {
+      const text = `{"inputs":[{"name":"x","shape":${JSON.stringify(shape)},"datatype":"INT32","data":${data}}]}`;
+      const streamed = refused(text);
+      expect(errorOf(() => reference(text)).message, data).toBe(streamed);
+    }
+  });
+
   it("accepts flat data, data nested like the shape, and extra dimensions of 1 (as today)", () => {
     const rows = decodeV2Request(utf8.encode('{"inputs":[{"name":"x","shape":[2,2],"datatype":"INT32","data":[[[1,2]],[[3,4]]]}]}'));
     expect(rows.inputs[0]!.tensor!.data).toEqual(Int32Array.of(1, 2, 3, 4));
@@ -336,10 +354,31 @@ describe("early rejection", () => {
   });
 });
 
+describe("64-bit integers beyond 2^53", () => {
+  it("data and parameters keep their exact digits, streamed or parsed whole (parseJsonExact)", () => {
+    const text =
+      '{"parameters":{"sequence_id":9007199254740993,"small":5,"float":1.5e300,"exact":1e20},' +
+      '"inputs":[{"name":"x","shape":[3],"datatype":"INT64","data":[9007199254740993,-4611686018427387907,1e3]},' +
+      '{"name":"u","shape":[1],"datatype":"UINT64","data":[18446744073709551615]},{"name":"f","shape":[1],"datatype":"FP64","data":[9007199254740993]}]}';
+    const decoded = comparable(decodeV2Request(utf8.encode(text)));
+    expect(decoded.parameters).toEqual({ sequence_id: "9007199254740993", small: 5, float: 1.5e300, exact: 1e20 });
+    const [x, u, f] = decoded.inputs as { data: unknown }[];
+    expect(x!.data).toEqual(BigInt64Array.of(2n ** 53n + 1n, -(2n ** 62n) - 3n, 1000n));
+    expect(u!.data).toEqual(BigUint64Array.of(2n ** 64n - 1n));
+    expect(f!.data).toEqual(Float64Array.of(2 ** 53));
+    expect(reference(text)).toEqual(decoded);
+  });
+});
+
 describe("robustness", () => {
   it("a huge declared shape allocates only what is sent", () => {
     expect(refused('{"inputs":[{"name":"x","shape":[1000000000000],"datatype":"FP64","data":[1,2]}]}')).toBe("input 'x': shape [1000000000000] has 1000000000000 elements but the data has 2");
-    expect(refused('{"inputs":[{"name":"x","shape":[4294967296,4294967296],"datatype":"INT64","data":[1]}]}')).toMatch(/has 18446744073709552000 elements but the data has 1$/);
+    expect(refused('{"inputs":[{"name":"x","shape":[4294967296,4294967296],"datatype":"INT64","data":[1]}]}')).toBe(
+      "input 'x': shape [4294967296,4294967296] has more elements than a tensor can hold (the product of its dimensions exceeds 2^53)",
+    );
+    // Infinity × 0: no exact count either.
+    const dims = Array.from({ length: 20 }, () => 2 ** 52);
+    expect(refused(`{"inputs":[{"name":"x","shape":[${dims.join(",")},0],"datatype":"INT32","data":[]}]}`)).toMatch(/^input 'x': shape \[.*,0\] has more elements than a tensor can hold/);
   });
 
   it("any mutation of a valid request is decoded or refused with a 400, never another error", () => {

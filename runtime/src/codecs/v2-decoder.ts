@@ -21,7 +21,11 @@ import { DATATYPE_INFO, DATATYPES, preview, type Datatype } from "../tensor/data
 import { formatShape, type Parameters, type Tensor } from "../tensor/tensor.js";
 import { decodeBinaryTensor } from "./binary.js";
 import { JsonScanner, type JsonSink } from "./json-scan.js";
-import { binaryOnly, TensorBuilder } from "./json-tensor-builder.js";
+import { binaryOnly, exactInteger, TensorBuilder } from "./json-tensor-builder.js";
+
+const TWO_53 = 2 ** 53;
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
 
 export interface DecodedInput {
   name: string;
@@ -305,7 +309,7 @@ export class V2RequestDecoder implements JsonSink {
         return this.addDimension(this.scanner.numberValue());
       case PARAMETER: {
         const value = this.scanner.numberValue();
-        if (Number.isFinite(value)) this.collector!.set(value);
+        if (Number.isFinite(value)) this.collector!.set(this.exactParameter(value));
         else this.collector!.refuse();
         return;
       }
@@ -427,6 +431,17 @@ export class V2RequestDecoder implements JsonSink {
     if (!Number.isSafeInteger(value)) throw refuse(`${path}: must be an integer`);
     if (value < 0) throw refuse(`${path}: must not be negative`);
     input.shape!.push(value);
+  }
+
+  /**
+   * An integer parameter from 2^53 up (within 64 bits) as its exact decimal text, even when a
+   * double holds it (it would print back in shortest form, -2^63 as "-9223372036854776000"), as gRPC's int64/uint64 parameters arrive (codecs/grpc.ts); any other number as is.
+   */
+  private exactParameter(value: number): number | string {
+    if (Math.abs(value) < TWO_53 || this.scanner.numberIsExactDouble()) return value;
+    const exact = exactInteger(this.scanner.numberText());
+    if (exact === undefined || exact > UINT64_MAX || exact < INT64_MIN) return value;
+    return exact.toString();
   }
 
   private label(input: InputState): string {

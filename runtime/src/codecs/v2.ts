@@ -22,7 +22,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * binary extension.
  */
 export function toInferenceRequest(body: unknown, modelName: string, modelVersion: string | undefined, binary?: Uint8Array): InferenceRequest {
-  const parsed = InferenceRequestSchema.safeParse(body);
+  const parsed = InferenceRequestSchema.safeParse(withExactParameters(body));
   if (!parsed.success) throw invalidInput(`invalid inference request: ${formatZodError(parsed.error)}`);
   const { id, parameters, inputs, outputs } = parsed.data;
   const decoded: DecodedV2Request = {
@@ -39,6 +39,27 @@ export function toInferenceRequest(body: unknown, modelName: string, modelVersio
   if (parameters) decoded.parameters = parameters;
   if (outputs) decoded.outputs = outputs;
   return decodedToInferenceRequest(decoded, modelName, modelVersion, binary);
+}
+
+/** A parameters object whose BigInt values (parseJsonExact's integers beyond 2^53) are decimal text, as gRPC's int64 parameters arrive. */
+function exactParameters(parameters: unknown): unknown {
+  if (typeof parameters !== "object" || parameters === null || Array.isArray(parameters)) return parameters;
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(parameters)) {
+    if (typeof value === "bigint") (copy ??= { ...parameters })[key] = value.toString();
+  }
+  return copy ?? parameters;
+}
+
+/** The request with exactParameters applied to its own, its inputs' and its outputs' parameters (copies; the body is left as is). */
+function withExactParameters(body: unknown): unknown {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return body;
+  const request = body as { parameters?: unknown; inputs?: unknown; outputs?: unknown };
+  const tensors = (list: unknown) =>
+    Array.isArray(list)
+      ? list.map((t: unknown) => (typeof t === "object" && t !== null && "parameters" in t ? { ...t, parameters: exactParameters((t as { parameters: unknown }).parameters) } : t))
+      : list;
+  return { ...request, parameters: exactParameters(request.parameters), inputs: tensors(request.inputs), outputs: tensors(request.outputs) };
 }
 
 /** Raw binary mode (Inference-Header-Content-Length: 0): the body is the single input's bytes. */
@@ -61,14 +82,19 @@ export function toRawInferenceRequest(model: LoadedModel, bytes: Uint8Array, mod
   return { modelName, modelVersion, inputs: [tensor] };
 }
 
-/** Which outputs go back as binary: a per-output `binary_data` overrides the request's `binary_data_output`. */
-export function binaryOutputNames(request: InferenceRequest, response: InferenceResponse): Set<string> {
-  const all = request.parameters?.binary_data_output === true;
-  const perOutput = new Map(request.outputs?.map((o) => [o.name, o.parameters?.binary_data]));
+/**
+ * Which outputs go back as binary, as Triton decides it (src/http_server.cc): an output the
+ * request lists is binary only when its own `binary_data` is true; the request's
+ * `binary_data_output` sets the kind of the outputs it does not list (all of them when it
+ * lists none). A raw binary request (`raw`: Inference-Header-Content-Length 0) lists none and
+ * gets every output binary.
+ */
+export function binaryOutputNames(request: InferenceRequest, response: InferenceResponse, raw = false): Set<string> {
+  const unlisted = raw || request.parameters?.binary_data_output === true;
+  const listed = new Map(request.outputs?.map((o) => [o.name, o.parameters?.binary_data === true]));
   const names = new Set<string>();
   for (const t of response.outputs) {
-    const own = perOutput.get(t.name);
-    if (own === true || (own === undefined && all)) names.add(t.name);
+    if (listed.get(t.name) ?? unlisted) names.add(t.name);
   }
   return names;
 }

@@ -38,7 +38,7 @@ export function checkModelName(name: string): string {
 
 /** A version as the registry keys it ("007" is version 7), refused unless it is a positive integer. */
 export function checkModelVersion(version: string): string {
-  if (!VERSION_PATTERN.test(version)) throw invalidInput(`invalid model version ${preview(version)}; versions are positive integers`);
+  if (!VERSION_PATTERN.test(version)) throw invalidInput(`failed to get model version from specified version string ${preview(version).replace(/^"(.*)"$/, "'$1'")}: versions are positive integers`);
   return String(Number(version));
 }
 

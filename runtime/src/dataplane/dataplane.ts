@@ -7,7 +7,8 @@ import { execute, requestRows } from "../batching/execute.js";
 import { acquire, type ModelRegistry, type ModelState, type ModelVersion, type ReadyModelVersion } from "../registry/registry.js";
 import { ModelStatistics } from "../registry/statistics.js";
 import { formatShape, type Tensor } from "../tensor/tensor.js";
-import { InferenceError, invalidInput } from "./errors.js";
+import { InferenceError, invalidInput, unsupported } from "./errors.js";
+import { classifyOutputs, requestedClassifications } from "./classification.js";
 import type { InferenceRequest, InferenceResponse } from "./types.js";
 import type { Protocol } from "./context.js";
 import type { ModelSettings } from "../repository/settings.js";
@@ -113,6 +114,8 @@ function selectOutputs(modelName: string, model: LoadedModel, request: Inference
   for (const { name } of request.outputs) {
     if (seen.has(name)) throw invalidInput(`output '${name}' is requested more than once`);
     if (!model.outputs.some((o) => o.name === name)) {
+      const unserved = model.unservedOutputs?.find((o) => o.name === name);
+      if (unserved) throw unsupported(`model '${modelName}' output '${name}' is ${unserved.type}, which this runtime cannot serve (tensors only); its outputs are: ${names(model.outputs)}`);
       throw invalidInput(`model '${modelName}' has no output named '${name}'; its outputs are: ${names(model.outputs)}`);
     }
     seen.add(name);
@@ -197,6 +200,7 @@ export class DataPlane {
     const entry = this.registry.findReady(request.modelName, request.modelVersion);
     validateInputs(request.modelName, entry.model, request.inputs, entry.settings.max_batch_size);
     selectOutputs(request.modelName, entry.model, request);
+    requestedClassifications(request.modelName, entry.model.outputs, request);
     return { version: entry.version, settings: entry.settings };
   }
 
@@ -271,7 +275,9 @@ export class DataPlane {
     };
     const parameters: Record<string, unknown> = { ...entry.settings.parameters };
     if (entry.settings.max_batch_size > 0) parameters.max_batch_size = entry.settings.max_batch_size;
-    if (entry.settings.labels) parameters.labels = entry.settings.labels;
+    const labels = entry.settings.labels ?? entry.model.labels;
+    if (labels) parameters.labels = labels;
+    if (entry.model.unservedOutputs?.length) parameters.unserved_outputs = entry.model.unservedOutputs;
     if (Object.keys(parameters).length > 0) metadata.parameters = parameters;
     return metadata;
   }
@@ -292,6 +298,8 @@ export class DataPlane {
     try {
       validateInputs(request.modelName, model, request.inputs, settings.max_batch_size);
       const outputNames = selectOutputs(request.modelName, model, request);
+      // The classification extension: checked now, applied to the outputs once the model has run.
+      const classes = requestedClassifications(request.modelName, model.outputs, request);
       if (this.admission && context.admitted !== true) await this.admission(request, context, settings);
       const dispatched = performance.now();
       ModelStatistics.add(statistics.stats.compute_input, dispatched - started);
@@ -299,8 +307,11 @@ export class DataPlane {
       // records queue and compute time, and counts executions (one per batch).
       // The input arrays cross to the model's worker without a copy unless a listener (the
       // inference logger) still reads them after the run.
-      const outputs = await execute(entry, request, outputNames, dispatched, { transfer: this.listeners.length === 0 });
+      const raw = await execute(entry, request, outputNames, dispatched, { transfer: this.listeners.length === 0 });
       const computed = performance.now();
+      const outputs = classes
+        ? classifyOutputs(raw, classes, { modelName: request.modelName, batched: settings.max_batch_size > 0, labels: settings.labels ?? model.labels })
+        : raw;
       const response: InferenceResponse = { modelName: request.modelName, modelVersion: entry.version, outputs };
       if (request.id !== undefined) response.id = request.id;
       const finished = performance.now();

@@ -170,7 +170,7 @@ describe("graceful drain", () => {
       expect(streamed).toEqual([
         { id: "r100", sums: sums(100), error: undefined },
         { id: "r101", sums: sums(101), error: undefined },
-        { id: "r102", sums: [], error: "model 'ghost' not found" },
+        { id: "r102", sums: [], error: "Request for unknown model: 'ghost' is not found" },
       ]);
       expect(await drained).toBe(true);
     } finally {

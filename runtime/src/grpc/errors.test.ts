@@ -99,21 +99,21 @@ const INVALID = { code: grpc.status.INVALID_ARGUMENT, status: 400 };
 
 describe("errors from the data plane carry the REST message and the matching code", () => {
   it("an unknown model is NOT_FOUND whatever the tensors hold", async () => {
-    await sameError("nosuchmodel", simpleInputs(), { code: grpc.status.NOT_FOUND, status: 404, message: "model 'nosuchmodel' not found" });
+    await sameError("nosuchmodel", simpleInputs(), { code: grpc.status.NOT_FOUND, status: 404, message: "Request for unknown model: 'nosuchmodel' is not found" });
     // Even with tensors the codec would refuse.
     const err = await failure(client.call("ModelInfer", { model_name: "nosuchmodel", inputs: [{ name: "", datatype: "NOPE" }] }));
     expect(err.code).toBe(grpc.status.NOT_FOUND);
   });
 
   it("an unknown version is NOT_FOUND", async () => {
-    await sameError("simple", simpleInputs(), { code: grpc.status.NOT_FOUND, status: 404, message: "model 'simple' has no version '7' loaded (versions: 1)" }, { version: "7" });
+    await sameError("simple", simpleInputs(), { code: grpc.status.NOT_FOUND, status: 404, message: "Request for unknown model: 'simple' version 7 is not found (versions: 1)" }, { version: "7" });
   });
 
   it("a model name or version that is not a plain name is INVALID_ARGUMENT", async () => {
     const name = await sameError("../../etc", simpleInputs(), INVALID);
     expect(name.details).toBe('invalid model name "../../etc"');
     const version = await sameError("simple", simpleInputs(), INVALID, { version: "latest" });
-    expect(version.details).toBe('invalid model version "latest"; versions are positive integers');
+    expect(version.details).toBe("failed to get model version from specified version string 'latest': versions are positive integers");
     const empty = await failure(client.call("ModelInfer", { inputs: simpleInputs().map(grpcInput) }));
     expect(empty.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(empty.details).toBe('invalid model name ""');
@@ -228,7 +228,7 @@ describe("errors of the gRPC encoding", () => {
       raw_input_contents: [int32Bytes(range(16)), int32Bytes(range(16))],
     });
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(err.details).toBe("input 'INPUT0' has typed contents but the request uses raw_input_contents; use one or the other for all inputs");
+    expect(err.details).toBe("contents field must not be specified when using raw_input_contents for 'INPUT0' for model 'simple'; use one or the other for all inputs");
   });
 
   it("typed contents in the field of another datatype", async () => {
@@ -302,15 +302,15 @@ describe("errors of the gRPC encoding", () => {
   it("an RPC the server does not have is UNIMPLEMENTED", async () => {
     const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
       client.inference.makeUnaryRequest(
-        "/inference.GRPCInferenceService/ModelConfig",
+        "/inference.GRPCInferenceService/CudaSharedMemoryStatus",
         (b: Buffer) => b,
         (b: Buffer) => b,
         Buffer.alloc(0),
-        (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error("ModelConfig answered"))),
+        (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error("CudaSharedMemoryStatus answered"))),
       ),
     );
     expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(err.details).toBe("The server does not implement the method /inference.GRPCInferenceService/ModelConfig");
+    expect(err.details).toBe("The server does not implement the method /inference.GRPCInferenceService/CudaSharedMemoryStatus");
     const otherService = await new Promise<grpc.ServiceError>((resolve, reject) =>
       client.inference.makeUnaryRequest("/tensorflow.serving.PredictionService/Predict", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (e: grpc.ServiceError | null) =>
         e ? resolve(e) : reject(new Error("answered")),
@@ -431,7 +431,7 @@ describe("repository API access control", () => {
     }
     const rest = await postJson(`${locked.url}/v2/repository/models/simple/unload`, {}, { authorization: `Bearer ${token}` });
     expect(rest).toMatchObject({ status: 403, body: { error: "model load and unload are disabled on this server (REPOSITORY_API=disabled)" } });
-    expect((await lockedClient.call("ServerMetadata", {})).response.extensions).toEqual(["binary_tensor_data", "statistics"]);
+    expect((await lockedClient.call("ServerMetadata", {})).response.extensions).toEqual(["binary_tensor_data", "classification", "model_configuration", "statistics"]);
     expect((await lockedClient.call("ModelReady", { name: "simple" })).response).toEqual({ ready: true });
   });
 

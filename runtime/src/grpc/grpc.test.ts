@@ -26,7 +26,7 @@ afterAll(async () => {
 
 const range = <T = number>(n: number, f: (i: number) => T = (i) => i as T): T[] => Array.from({ length: n }, (_, i) => f(i));
 const int32Bytes = (values: number[]) => Buffer.from(Int32Array.from(values).buffer);
-const int32Of = (bytes: Uint8Array) => Array.from(new Int32Array(Buffer.from(bytes).buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
+const int32Of = (bytes: Uint8Array) => Array.from(new Int32Array(Uint8Array.from(bytes).buffer));
 
 /** `simple` (OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1) with typed contents. */
 function simpleRequest(a: number[] = range(16), b: number[] = range(16, () => 1), extra: Record<string, unknown> = {}) {
@@ -52,7 +52,7 @@ describe("server health and metadata", () => {
     const rest = await getJson(`${server.url}/v2`);
     const { response } = await client.call("ServerMetadata", {});
     expect(response).toEqual(rest.body);
-    expect(response.extensions).toEqual(["binary_tensor_data", "model_repository", "statistics"]);
+    expect(response.extensions).toEqual(["binary_tensor_data", "classification", "model_configuration", "model_repository", "statistics"]);
   });
 });
 
@@ -67,10 +67,10 @@ describe("model readiness and metadata", () => {
     const unknown = await failure(client.call("ModelReady", { name: "nosuchmodel" }));
     expect(unknown.code).toBe(grpc.status.NOT_FOUND);
     expect(unknown.details).toBe((await getJson(`${server.url}/v2/models/nosuchmodel/ready`)).body.error);
-    expect(unknown.details).toBe("model 'nosuchmodel' not found");
+    expect(unknown.details).toBe("Request for unknown model: 'nosuchmodel' is not found");
     const version = await failure(client.call("ModelReady", { name: "simple", version: "7" }));
     expect(version.code).toBe(grpc.status.NOT_FOUND);
-    expect(version.details).toBe("model 'simple' has no version '7' loaded (versions: 1)");
+    expect(version.details).toBe("Request for unknown model: 'simple' version 7 is not found (versions: 1)");
   });
 
   it("ModelMetadata describes inputs and outputs, -1 for dynamic dimensions", async () => {
@@ -172,7 +172,7 @@ describe("ModelInfer", () => {
     expect((await client.call("ModelInfer", request())).response.model_version).toBe("3");
     const old = await failure(client.call("ModelInfer", { ...adderRequest(0, "latest_only"), model_version: "1" }));
     expect(old.code).toBe(grpc.status.NOT_FOUND);
-    expect(old.details).toBe("model 'latest_only' has no version '1' loaded (versions: 2)");
+    expect(old.details).toBe("Request for unknown model: 'latest_only' version 1 is not found (versions: 2)");
   });
 
   it("serves the flat layout as version 1 and answers request and output parameters", async () => {
@@ -204,7 +204,7 @@ describe("ModelStreamInfer", () => {
     const rest = await postJson(`${server.url}/v2/models/adder/infer`, { inputs: [{ name: "WRONG", datatype: "INT32", shape: [1], data: [3] }] });
     expect(responses[2]).toEqual({ error_message: rest.body.error, infer_response: { id: "c", model_name: "adder", model_version: "" } });
     expect(responses[2].error_message).toBe("model 'adder' has no input named 'WRONG'; its inputs are: INPUT");
-    expect(responses[3]).toEqual({ error_message: "model 'nosuchmodel' not found", infer_response: { id: "d", model_name: "nosuchmodel", model_version: "" } });
+    expect(responses[3]).toEqual({ error_message: "Request for unknown model: 'nosuchmodel' is not found", infer_response: { id: "d", model_name: "nosuchmodel", model_version: "" } });
     expect(responses[4].infer_response).toMatchObject({ id: "e", outputs: [{ contents: { int_contents: [15] } }] });
   });
 
@@ -250,7 +250,7 @@ describe("ModelStatistics", () => {
     expect(all).toContain("versioned/2");
     const ghost = await failure(client.call("ModelStatistics", { name: "ghost" }));
     expect(ghost.code).toBe(grpc.status.NOT_FOUND);
-    expect(ghost.details).toBe("model 'ghost' not found");
+    expect(ghost.details).toBe("Request for unknown model: 'ghost' is not found");
   });
 });
 
@@ -274,7 +274,7 @@ describe("model repository", () => {
     expect(await index(true)).toEqual(await restIndex(true));
     const gone = await failure(client.call("ModelInfer", adderRequest(1)));
     expect(gone.code).toBe(grpc.status.NOT_FOUND);
-    expect(gone.details).toBe("model 'adder' not found");
+    expect(gone.details).toBe("Request for unknown model: 'adder' is not found");
 
     expect((await client.call("RepositoryModelLoad", { model_name: "adder" })).response).toEqual({ model_name: "adder", isLoaded: true });
     expect(int32Of((await client.call("ModelInfer", adderRequest(1))).response.raw_output_contents[0])).toEqual([11]);
@@ -304,7 +304,7 @@ describe("model repository", () => {
     expect(notJson.details).toMatch(/^parameters\.config is not valid JSON/);
     const notString = await failure(load({ bool_param: true }));
     expect(notString.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(notString.details).toBe("parameters.config must be a string_param holding model-settings JSON");
+    expect(notString.details).toBe("parameters.config must be a string_param holding a Triton model configuration or model-settings JSON");
 
     expect((await client.call("RepositoryModelLoad", { model_name: "simple" })).response.isLoaded).toBe(true);
     expect((await client.call("ModelInfer", { model_name: "simple", inputs: rows(3) })).response.outputs[0].shape).toEqual(["3", "16"]);
@@ -314,14 +314,14 @@ describe("model repository", () => {
     for (const rpc of ["RepositoryModelLoad", "RepositoryModelUnload"]) {
       const ghost = await failure(client.call(rpc, { model_name: "ghost" }));
       expect(ghost.code).toBe(grpc.status.NOT_FOUND);
-      expect(ghost.details).toBe("model 'ghost' is not in the model repository");
+      expect(ghost.details).toBe("Request for unknown model: 'ghost' is not found in the model repository");
       const path = await failure(client.call(rpc, { model_name: "../../etc" }));
       expect(path.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(path.details).toBe((await postJson(`${server.url}/v2/repository/models/..%2F..%2Fetc/load`, {})).body.error);
       const none = await failure(client.call(rpc, {}));
       expect(none.code).toBe(grpc.status.INVALID_ARGUMENT);
     }
-    expect((await postJson(`${server.url}/v2/repository/models/ghost/load`, {})).body.error).toBe("model 'ghost' is not in the model repository");
+    expect((await postJson(`${server.url}/v2/repository/models/ghost/load`, {})).body.error).toBe("Request for unknown model: 'ghost' is not found in the model repository");
   });
 });
 

@@ -111,7 +111,7 @@ describe("request ids and the access log", () => {
   it("logs one line per ModelStreamInfer message, each with the stream's request id", async () => {
     const { responses, metadata } = await client.stream([simple(5, { id: "m1" }), simple(6, { id: "m2" }, "ghost"), simple(7, { id: "m3" })], { metadata: { "x-request-id": "stream-7" } });
     expect(metadata.get("x-request-id")).toEqual(["stream-7"]);
-    expect(responses.map((r) => r.error_message ?? "ok")).toEqual(["ok", "model 'ghost' not found", "ok"]);
+    expect(responses.map((r) => r.error_message ?? "ok")).toEqual(["ok", "Request for unknown model: 'ghost' is not found", "ok"]);
     const mine = accessLines().filter((l) => l.request_id === "stream-7");
     // Lines come as the inferences finish (the unknown model fails at once); answers go back in request order.
     expect(mine.map((l) => [l.path, l.status, l.grpc_code]).sort()).toEqual([

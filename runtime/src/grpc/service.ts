@@ -15,6 +15,8 @@ import { GRPC_SERVICE } from "../constants.js";
 import { checkUserId } from "../async/service.js";
 import type { CallContext, CallObserver } from "./observe.js";
 import { firstValue } from "./observe.js";
+import { FILE_PARAMETER_PREFIX } from "../repository/upload.js";
+import { tritonModelConfig } from "../dataplane/model-config.js";
 
 export interface InferenceServiceOptions {
   repositoryApi: { enabled: boolean; token?: string };
@@ -32,7 +34,7 @@ interface NameVersion {
 interface RepositoryRequest {
   repository_name?: string;
   model_name?: string;
-  parameters?: Record<string, { parameter_choice?: string; string_param?: string }>;
+  parameters?: Record<string, { parameter_choice?: string; string_param?: string; bytes_param?: Buffer }>;
 }
 
 const path = (rpc: string) => `/${GRPC_SERVICE}/${rpc}`;
@@ -45,6 +47,24 @@ function modelOf(request: NameVersion): { name: string; version?: string } {
 /** Triton's clients put the model name in field 2, KServe's in field 1 (see the .proto). */
 function repositoryModelName(request: RepositoryRequest): string {
   return checkModelName(request.model_name || request.repository_name || "");
+}
+
+/** Triton's load parameters over gRPC: `config` a string_param, each `file:<path>` a bytes_param; anything else is refused, as Triton does. */
+function loadRequestOf(parameters: RepositoryRequest["parameters"]): { config?: string; files: Map<string, Uint8Array> } {
+  let config: string | undefined;
+  const files = new Map<string, Uint8Array>();
+  for (const [key, value] of Object.entries(parameters ?? {})) {
+    if (key === "config") {
+      if (value.parameter_choice !== "string_param") throw invalidInput("parameters.config must be a string_param holding a Triton model configuration or model-settings JSON");
+      config = value.string_param;
+    } else if (key.startsWith(FILE_PARAMETER_PREFIX)) {
+      if (value.parameter_choice !== "bytes_param") throw invalidInput(`parameter '${key}': must be a bytes_param holding the file's content`);
+      files.set(key, value.bytes_param ?? Buffer.alloc(0));
+    } else if (key !== "unload_dependents") {
+      throw invalidInput(`unrecognized load parameter '${key}'; expected config or file:<path>`);
+    }
+  }
+  return { config, files };
 }
 
 const duration = (d: Duration) => ({ count: d.count, ns: Math.round(d.ns) });
@@ -94,6 +114,12 @@ export function inferenceService(dataPlane: DataPlane, repository: ModelReposito
       const { name: _n, versions, platform, inputs, outputs } = dataPlane.modelMetadata(name, version);
       return { name, versions, platform, inputs, outputs };
     }),
+    // The model configuration extension (Triton's ModelConfig; dataplane/model-config.ts).
+    ModelConfig: observer.unary(path("ModelConfig"), (request: NameVersion) => {
+      const { name, version } = modelOf(request);
+      const entry = dataPlane.registry.findReady(name, version);
+      return { config: tritonModelConfig(name, entry.model, entry.settings) };
+    }),
     ModelInfer: observer.unary(path("ModelInfer"), infer, sizeOf),
     ModelStreamInfer: streamInfer(observer, infer, sizeOf),
     ModelStatistics: observer.unary(path("ModelStatistics"), (request: NameVersion) => {
@@ -120,9 +146,7 @@ export function inferenceService(dataPlane: DataPlane, repository: ModelReposito
     RepositoryModelLoad: observer.unary(path("RepositoryModelLoad"), async (request: RepositoryRequest, context) => {
       guardRepository(context, true);
       const name = repositoryModelName(request);
-      const config = request.parameters?.config;
-      if (config && config.parameter_choice !== "string_param") throw invalidInput("parameters.config must be a string_param holding model-settings JSON");
-      await repository.load(name, config?.string_param);
+      await repository.load(name, loadRequestOf(request.parameters));
       return { model_name: name, isLoaded: true };
     }),
     RepositoryModelUnload: observer.unary(path("RepositoryModelUnload"), async (request: RepositoryRequest, context) => {

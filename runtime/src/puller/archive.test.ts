@@ -1,4 +1,5 @@
-import { existsSync, lstatSync, readFileSync, readlinkSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -103,6 +104,8 @@ describe("tar extraction", () => {
     ["a FIFO", [{ path: "fifo", type: "fifo" }], /unsupported entry type/],
     ["a character device", [{ path: "null", type: "chardev" }], /unsupported entry type/],
     ["a forged marker", [{ path: ".model-puller.json", data: "{}" }], /reserved name/],
+    ["a regular file named .", [{ path: ".", data: "x" }], /is empty/],
+    ["a symlink named .", [{ path: ".", type: "symlink", linkpath: "sub" }], /is empty/],
   ];
 
   for (const [name, entries, re] of hostile) {
@@ -115,6 +118,41 @@ describe("tar extraction", () => {
       void out;
     });
   }
+
+  it("extracts what `tar czf m.tar.gz -C dir .` and `tar cf` write (a ./ root entry first)", async () => {
+    const src = join(tmp.path, "src");
+    mkdirSync(join(src, "1"), { recursive: true });
+    writeFileSync(join(src, "1", "model.onnx"), "weights");
+    writeFileSync(join(src, "config.pbtxt"), "name: m");
+    for (const [name, flags] of [
+      ["m.tar.gz", "czf"],
+      ["m.tar", "cf"],
+    ] as const) {
+      const file = join(tmp.path, name);
+      execFileSync("tar", [flags, file, "-C", src, "."]);
+      // The archive really starts with the root entry this test is about.
+      expect(execFileSync("tar", ["tf", file], { encoding: "utf8" }).split("\n")).toContain("./");
+      const out = join(tmp.path, `out-${name}`);
+      await mkdir(out);
+      const files = await extractArchive("tar", file, out);
+      expect(files.map((f) => f.path)).toEqual(["1/model.onnx", "config.pbtxt"]);
+      expect(readFileSync(join(out, "1", "model.onnx"), "utf8")).toBe("weights");
+      expect(readdirSync(out).sort()).toEqual(["1", "config.pbtxt"]);
+    }
+  });
+
+  it("accepts hand-written root directory entries (., ./, ././) and nothing else at the root", async () => {
+    const { out, result } = await extractTar([
+      { path: ".", type: "dir" },
+      { path: "./", type: "dir" },
+      { path: "././", type: "dir" },
+      { path: "./m.onnx", data: "w" },
+    ]);
+    expect((await result).map((f) => f.path)).toEqual(["m.onnx"]);
+    expect(readdirSync(out)).toEqual(["m.onnx"]);
+    const abs = await extractTar([{ path: "/", type: "dir" }]);
+    await expect(abs.result).rejects.toMatchObject({ code: "UNSAFE_ARCHIVE" });
+  });
 
   it("stops when the extracted size exceeds the budget", async () => {
     const { result } = await extractTar([{ path: "big.bin", data: Buffer.alloc(10_000) }], true, new ByteBudget(5_000));
@@ -167,6 +205,57 @@ describe("zip extraction", () => {
   it("rejects a symlink to an absolute path", async () => {
     const { result } = await extractZip([{ path: "etc", data: "/etc", unixMode: 0o120777 }]);
     await expect(result).rejects.toMatchObject({ code: "UNSAFE_ARCHIVE" });
+  });
+
+  it("rejects two entries with the same name (the last would win), publishing neither", async () => {
+    const { out, result } = await extractZip([
+      { path: "model.onnx", data: "vetted weights" },
+      { path: "model.onnx", data: "other weights", deflate: true },
+    ]);
+    await expect(result).rejects.toMatchObject({ code: "UNSAFE_ARCHIVE" });
+    await expect(result).rejects.toThrow(/"model.onnx".*appears twice/);
+    void out;
+    // The same name spelled differently ("./a" and "a", a directory and a file) is the same entry.
+    const again = await extractZip([
+      { path: "1/a.onnx", data: "x" },
+      { path: "./1/a.onnx", data: "y" },
+    ]);
+    await expect(again.result).rejects.toThrow(/appears twice/);
+    const dirFile = await extractZip([
+      { path: "m/", data: "" },
+      { path: "m", data: "y" },
+    ]);
+    await expect(dirFile.result).rejects.toThrow(/appears twice/);
+  });
+
+  it("rejects a duplicate name in a zip written by Python's zipfile", async () => {
+    const file = join(tmp.path, "py.zip");
+    const script = [
+      "import sys, warnings, zipfile",
+      "warnings.simplefilter('ignore')",
+      "with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:",
+      "    z.writestr('model.onnx', b'first')",
+      "    z.writestr('config.json', b'{}')",
+      "    z.writestr('model.onnx', b'second')",
+    ].join("\n");
+    try {
+      execFileSync("python3", ["-c", script, file], { stdio: "pipe" });
+    } catch {
+      writeFileSync(file, buildZip([{ path: "model.onnx", data: "first" }, { path: "config.json", data: "{}" }, { path: "model.onnx", data: "second" }]));
+    }
+    const out = join(tmp.path, "py-out");
+    await mkdir(out);
+    await expect(extractArchive("zip", file, out)).rejects.toMatchObject({ code: "UNSAFE_ARCHIVE" });
+  });
+
+  it("accepts a directory listed twice", async () => {
+    const { out, result } = await extractZip([
+      { path: "1/", data: "" },
+      { path: "1/", data: "" },
+      { path: "1/model.onnx", data: "w" },
+    ]);
+    expect((await result).map((f) => f.path)).toEqual(["1/model.onnx"]);
+    expect(readFileSync(join(out, "1/model.onnx"), "utf8")).toBe("w");
   });
 
   it("detects a corrupt entry by its CRC-32", async () => {

@@ -12,7 +12,10 @@
  *    (this catches chains such as `d -> .` + `e -> d/..`);
  *  - hard links to anything but a regular file extracted earlier from the same
  *    archive;
- *  - devices, FIFOs and other special entries.
+ *  - devices, FIFOs and other special entries;
+ *  - zip entries whose names appear twice (tools disagree on which copy wins).
+ * The root directory entry (`./`, as `tar czf m.tar.gz -C dir .` writes it) is
+ * accepted and skipped: the staging directory is that root.
  * Any refusal fails the whole extraction; the caller discards the staging
  * directory, so nothing is published.
  */
@@ -103,6 +106,7 @@ export class SafeWriter {
 
   async dir(raw: string): Promise<void> {
     throwIfAborted(this.opts.signal);
+    if (isRootEntry(raw)) return; // `./`: the staging directory itself
     const rel = this.check(raw);
     await this.parents(raw, rel);
     if (await this.replace(rel, "dir")) return;
@@ -193,6 +197,17 @@ export class SafeWriter {
       .map(([path, size]) => ({ path, size }))
       .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
+}
+
+/**
+ * Whether an entry names the archive's root: `.`, `./`, `././` (what
+ * `tar -C dir .` writes first). Only ever accepted as a directory.
+ */
+export function isRootEntry(raw: string): boolean {
+  if (raw === "." || raw === "./") return true;
+  if (!raw.startsWith("./")) return false;
+  const n = normalizeEntryPath(raw);
+  return n === "" || n === "." || n === "./";
 }
 
 // ---------------------------------------------------------------------------
@@ -325,6 +340,8 @@ export async function extractZip(archive: string, dest: string, opts: ExtractOpt
     ),
   );
   const writer = new SafeWriter(dest, opts);
+  // Normalized names seen so far, with whether they were directories.
+  const seen = new Map<string, boolean>();
   const openStream = (entry: ZipEntry) =>
     new Promise<Readable>((resolve, reject) => zip.openReadStream(entry, (err, s) => (err || !s ? reject(err) : resolve(s))));
 
@@ -361,7 +378,17 @@ export async function extractZip(archive: string, dest: string, opts: ExtractOpt
     if (entry.generalPurposeBitFlag & 0x1) throw new UnsafeArchiveError(entry.fileName, "encrypted zip entries are not supported");
     const unixMode = (entry.versionMadeBy >> 8) === 3 ? entry.externalFileAttributes >>> 16 : 0;
     const type = unixMode & S_IFMT;
-    if (entry.fileName.endsWith("/") || type === S_IFDIR) {
+    const isDir = entry.fileName.endsWith("/") || type === S_IFDIR;
+    // Two entries with one name: yauzl hands both over and the last would win,
+    // while other unzippers (and scanners that vetted the archive) may take the
+    // first. Refused, except a directory listed twice (harmless).
+    const name = normalizeEntryPath(entry.fileName).replace(/\/+$/, "");
+    const before = seen.get(name);
+    if (before !== undefined && !(before && isDir)) {
+      throw new UnsafeArchiveError(entry.fileName, "the name appears twice in the zip (another unzipper could pick the other entry)");
+    }
+    seen.set(name, isDir);
+    if (isDir) {
       await writer.dir(entry.fileName);
       return;
     }

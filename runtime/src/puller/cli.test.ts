@@ -40,7 +40,9 @@ describe("model-puller CLI", () => {
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     const bad = await runCli(["http://x/m.onnx", dest, "--max-bytes", "a lot"]);
     expect(bad.code).toBe(2);
-    expect(bad.logs[0]).toMatchObject({ code: "USAGE", level: 50 });
+    // The server's level format ("level":"error"), from runtime/src/log-format.ts.
+    expect(bad.logs[0]).toMatchObject({ code: "USAGE", level: "error" });
+    expect(bad.logs[0]).not.toHaveProperty("severity");
     expect(String(bad.logs[0]!.msg)).toMatch(/--max-bytes: not a size/);
     const none = await runCli([]);
     expect(none.code).toBe(2);
@@ -61,7 +63,8 @@ describe("model-puller CLI", () => {
     const warm = await runCli([], env);
     expect(warm.code).toBe(0);
     expect(warm.logs).toHaveLength(1);
-    expect(warm.logs[0]).toMatchObject({ msg: "model already present", sha256: sha256(DATA), dest });
+    expect(warm.logs[0]).toMatchObject({ level: "info", msg: "model already present", sha256: sha256(DATA), dest });
+    expect(first.logs.every((l) => typeof l.level === "string")).toBe(true);
     expect(readdirSync(state).filter((n) => !n.startsWith("v-"))).toEqual([]); // no lock was taken
     server = await new TestServer().start();
   });
@@ -71,7 +74,7 @@ describe("model-puller CLI", () => {
     const wrong = "ab".repeat(32);
     const r = await runCli([server.url("/resnet.onnx"), dest, "--sha256", wrong]);
     expect(r.code).toBe(1);
-    const err = r.logs.find((l) => l.level === 50)!;
+    const err = r.logs.find((l) => l.level === "error")!;
     expect(err).toMatchObject({ code: "CHECKSUM_MISMATCH", expected: wrong, actual: sha256(DATA) });
     expect(String(err.msg)).toContain(`expected ${wrong}, got ${sha256(DATA)}`);
     expect(existsSync(dest)).toBe(false);
@@ -130,7 +133,7 @@ describe("model-puller CLI", () => {
     p.child.kill("SIGTERM");
     const r = await p.done;
     expect(r.code).toBe(143);
-    expect(r.logs.find((l) => l.level === 50)?.msg).toMatch(/interrupted by SIGTERM/);
+    expect(r.logs.find((l) => l.level === "error")?.msg).toMatch(/interrupted by SIGTERM/);
     expect(existsSync(dest)).toBe(false);
     expect(readdirSync(state)).toEqual([]);
   });

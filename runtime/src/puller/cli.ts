@@ -44,7 +44,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   const ac = new AbortController();
   let signalExit: number | undefined;
   const onSignal = (name: "SIGINT" | "SIGTERM") => {
-    if (signalExit !== undefined) process.exit(signalExit); // second signal: stop now
+    if (signalExit !== undefined) {
+      // Second signal: stop now, saying so (the log writes synchronously).
+      log.warn({ signal: name, exitCode: signalExit }, `second ${name}: exiting now without cleaning up`);
+      process.exit(signalExit);
+    }
     signalExit = name === "SIGINT" ? EXIT_SIGINT : EXIT_SIGTERM;
     log.warn({ signal: name }, "interrupted; cleaning up");
     ac.abort(new PullerError("ABORTED", `interrupted by ${name}; nothing was published`));

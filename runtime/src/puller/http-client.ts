@@ -3,10 +3,14 @@
  * idle timeouts, abort signals, retries with backoff, and a resumable download
  * that hashes (sha256) and counts the bytes on their way to disk.
  */
-import { createWriteStream } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import http, { type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import https from "node:https";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
 import type { ByteBudget } from "./budget.js";
 import { abortReason, errorMessage, isAbortError, PullerError } from "./errors.js";
 import { effectiveCpus, InlineHasher, TailHasher, type Hasher } from "./hasher.js";
@@ -91,7 +95,10 @@ function requestOnce(url: URL, spec: RequestSpec, headers: Record<string, string
       url,
       {
         method: spec.method ?? "GET",
-        headers: { "user-agent": "model-puller", ...headers },
+        // identity: servers and CDNs that compress on the fly (and would then often
+        // ignore Range) send the file as it is. Objects stored with a Content-Encoding
+        // (S3 metadata) come encoded anyway: download() decodes them.
+        headers: { "user-agent": "model-puller", "accept-encoding": "identity", ...headers },
         signal: opts.signal,
         ...(url.protocol === "https:" ? (spec.tls ?? {}) : {}),
       },
@@ -268,6 +275,129 @@ export interface DownloadResult {
   attempts: number;
   /** Content-Disposition file name, if the server sent one. */
   dispositionName?: string;
+  /**
+   * Set when the body came with a Content-Encoding (gzip, deflate, br), which was
+   * decoded: `size` and `sha256` describe the decoded file (the one kept), these
+   * the bytes received (what a listing's or Content-Length's size counts).
+   */
+  encoding?: ReceivedEncoding;
+}
+
+export interface ReceivedEncoding {
+  /** The Content-Encoding header, normalized (`gzip`, `br`, `gzip, br`). */
+  coding: string;
+  size: number;
+  sha256: string;
+}
+
+// ---------------------------------------------------------------------------
+// Content-Encoding
+//
+// Choice: decode, do not refuse. A body sent with `Content-Encoding: gzip` is a
+// gzip *encoding of the file* (RFC 9110 §8.4): browsers, `curl --compressed`,
+// wget with --compression=auto and the object stores' own clients hand the user
+// the decoded file, and an S3 object stored with `--content-encoding gzip` is
+// meant to be decoded by whoever reads it. Storing the encoded bytes under the
+// file's name (what happened before) publishes a model the server cannot load.
+// We ask for `Accept-Encoding: identity`, so only servers that encode regardless
+// (stored object metadata, misconfigured `AddEncoding x-gzip .gz`) get here.
+//
+// The encoded bytes are what travels, what Range addresses and what a listing's
+// size counts, so the download (resume included) keeps them as received; they are
+// decoded into the final file once complete, bounded by --max-bytes and by
+// MAX_DECODE_RATIO (a compression bomb is refused). Both digests are computed:
+// `sha256` is the decoded file's (what ends up in dest-dir, what `sha256sum` of
+// the model and the Hub's LFS digests give), and a --sha256 given for the bytes
+// as stored on the server (`sha256sum m.tar.gz` next to a server that labels .gz
+// files as gzip-encoded, `curl -o` without --compressed) matches too: either
+// identifies the same content. Codings other than gzip, deflate and br are refused.
+
+type Decoder = () => Transform;
+const DECODERS: Record<string, Decoder> = {
+  gzip: () => zlib.createGunzip(),
+  "x-gzip": () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+  br: () => zlib.createBrotliDecompress(),
+};
+
+/** A decoded body may be at most this many times the bytes received (gzip itself tops out near 1032). */
+export const MAX_DECODE_RATIO = 1000;
+/** ... but small bodies may always expand to this many bytes. */
+const DECODE_RATIO_FLOOR = 1 << 20;
+
+/**
+ * The content codings of a response, in the order they were applied (identity
+ * dropped); `[]` for a plain body. Throws for a coding the puller cannot decode.
+ */
+export function contentCodings(header: string | string[] | undefined, label: string): string[] {
+  const raw = Array.isArray(header) ? header.join(",") : (header ?? "");
+  const codings = raw
+    .split(",")
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== "" && c !== "identity");
+  for (const c of codings) {
+    if (!Object.hasOwn(DECODERS, c)) {
+      throw new PullerError("SOURCE", `${label}: the server sent the body with Content-Encoding ${JSON.stringify(raw)}, which the puller cannot decode (gzip, deflate and br can be)`);
+    }
+  }
+  return codings;
+}
+
+/**
+ * Decodes the downloaded `file` (encoded with `codings`) in place: into a new file
+ * beside it, renamed over it when complete. Counts the decoded bytes against the
+ * budget (instead of the encoded ones) and refuses more than MAX_DECODE_RATIO times
+ * the encoded size.
+ */
+async function decodeDownload(
+  file: string,
+  codings: string[],
+  encodedSize: number,
+  o: { label: string; budget?: ByteBudget; signal?: AbortSignal },
+): Promise<{ size: number; sha256: string }> {
+  const coding = codings.join(", ");
+  const limit = Math.max(DECODE_RATIO_FLOOR, encodedSize * MAX_DECODE_RATIO);
+  const tmp = `${file}.${randomBytes(6).toString("hex")}.decoding`;
+  const hash = createHash("sha256");
+  let size = 0;
+  o.budget?.giveBack(encodedSize);
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      try {
+        size += chunk.length;
+        if (size > limit) {
+          throw new PullerError(
+            "TOO_LARGE",
+            `${o.label}: its Content-Encoding ${coding} expands more than ${MAX_DECODE_RATIO} times (${encodedSize} bytes received, stopped after ${size} decoded): refused as a compression bomb`,
+            { details: { limit, seen: size } },
+          );
+        }
+        o.budget?.take(chunk.length, o.label);
+        hash.update(chunk);
+        cb(null, chunk);
+      } catch (err) {
+        cb(err as Error);
+      }
+    },
+  });
+  try {
+    await pipeline(
+      [
+        createReadStream(file, { highWaterMark: 1 << 20 }),
+        ...[...codings].reverse().map((c) => DECODERS[c]!()),
+        meter,
+        createWriteStream(tmp, { flags: "wx", highWaterMark: WRITE_HWM }),
+      ],
+      { signal: o.signal },
+    );
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {});
+    if (err instanceof PullerError) throw err;
+    if (o.signal?.aborted) throw abortReason(o.signal);
+    throw new PullerError("SOURCE", `${o.label}: cannot decode its Content-Encoding ${coding}: ${errorMessage(err)}`, { cause: err });
+  }
+  return { size, sha256: hash.digest("hex") };
 }
 
 const WRITE_HWM = 4 * 1024 * 1024;
@@ -323,6 +453,8 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
   let attempts = 0;
   let finalUrl = "";
   let dispositionName: string | undefined;
+  /** Content codings of the body being received (the encoded bytes are what is resumed). */
+  let codings: string[] = [];
   const flusher = new BackgroundFlush(fh, SYNC_EVERY);
 
   const restart = async (why: string) => {
@@ -369,9 +501,28 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
             await restart("unexpected Content-Range");
             throw new PullerError("NETWORK", `${o.label}: unexpected partial response`, { retryable: true });
           }
+          let now: string[];
+          try {
+            now = contentCodings(r.headers["content-encoding"], o.label);
+          } catch (err) {
+            r.res.destroy();
+            throw err;
+          }
+          if (now.join() !== codings.join()) {
+            // The rest of another representation cannot continue the bytes kept so far.
+            r.res.destroy();
+            await restart("Content-Encoding changed");
+            throw new PullerError("NETWORK", `${o.label}: Content-Encoding changed while resuming`, { retryable: true });
+          }
           bodyTotal = cr.total;
         } else {
           if (offset > 0) await restart("server ignored the range request or the file changed");
+          try {
+            codings = contentCodings(r.headers["content-encoding"], o.label);
+          } catch (err) {
+            r.res.destroy();
+            throw err;
+          }
           const len = r.headers["content-length"];
           bodyTotal = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
           const etag = r.headers.etag;
@@ -450,7 +601,14 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
     }
     const sha256 = await (hasher ?? new InlineHasher()).digest(offset);
     // The final fsync happens once for the whole staging tree, before publishing.
-    return { size: offset, sha256, url: redactUrl(finalUrl), attempts, dispositionName };
+    const result: DownloadResult = { size: offset, sha256, url: redactUrl(finalUrl), attempts, dispositionName };
+    if (codings.length === 0) return result;
+    await hasher?.close();
+    hasher = undefined;
+    await flusher.idle();
+    const decoded = await decodeDownload(o.file, codings, offset, o);
+    o.log?.info({ file: o.label, contentEncoding: codings.join(", "), received: offset, decoded: decoded.size }, "decoded the Content-Encoding of the download");
+    return { ...result, size: decoded.size, sha256: decoded.sha256, encoding: { coding: codings.join(", "), size: offset, sha256 } };
   } finally {
     await hasher?.close();
     await flusher.idle();

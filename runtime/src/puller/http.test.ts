@@ -1,5 +1,6 @@
 import { existsSync, lstatSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import zlib from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readMarker } from "./marker.js";
 import { buildTar, bytes, runPull, serveBytes, sha256, tempDir, TestServer } from "./test-support.js";
@@ -280,5 +281,105 @@ describe("http source", () => {
     expect(markerText).not.toContain("sig-secret-999");
     expect(markerText).not.toContain("hunter2-pw");
     expect(ok.lines.join("\n")).not.toMatch(/sig-secret-999|hunter2-pw/);
+  });
+});
+
+describe("http source: bodies sent with a Content-Encoding", () => {
+  const MODEL = Buffer.concat([Buffer.from("onnx-ish header "), Buffer.alloc(200_000, 0), bytes(100_000, 5)]);
+  const GZ = zlib.gzipSync(MODEL);
+
+  it("asks for identity, decodes a gzip-encoded body (an S3 object stored with Content-Encoding: gzip) and publishes the decoded file", async () => {
+    server.route("/m.onnx", (req, res) => serveBytes(req, res, GZ, { contentEncoding: "gzip" }));
+    const r = await runPull({ source: server.url("/m.onnx"), dest, sha256: sha256(MODEL), ...fast });
+    expect(r.error).toBeUndefined();
+    expect(server.hits("/m.onnx")[0]!.headers["accept-encoding"]).toBe("identity");
+    expect(readFileSync(join(dest, "model.onnx")).equals(MODEL)).toBe(true);
+    const marker = await readMarker(dest);
+    expect(marker).toMatchObject({
+      sha256: sha256(MODEL),
+      size: MODEL.length,
+      files: [{ path: "model.onnx", size: MODEL.length, sha256: sha256(MODEL) }],
+      contentEncoding: { coding: "gzip", size: GZ.length, sha256: sha256(GZ) },
+    });
+    expect(r.messages.some((m) => m.msg === "decoded the Content-Encoding of the download")).toBe(true);
+    expect(leftovers()).toEqual([]);
+    expect(readdirSync(join(tmp.path, "models", ".resnet.model-puller")).filter((n) => n.includes("decoding"))).toEqual([]);
+  });
+
+  it("accepts a --sha256 of the bytes as stored on the server too, and a warm start with it is a no-op", async () => {
+    server.route("/m.onnx", (req, res) => serveBytes(req, res, GZ, { contentEncoding: "gzip" }));
+    const first = await runPull({ source: server.url("/m.onnx"), dest, sha256: sha256(GZ), ...fast });
+    expect(first.error).toBeUndefined();
+    expect(readFileSync(join(dest, "model.onnx")).equals(MODEL)).toBe(true);
+    const again = await runPull({ source: server.url("/m.onnx"), dest, sha256: sha256(GZ), ...fast });
+    expect(again.outcome?.status).toBe("present");
+    expect(server.hits("/m.onnx")).toHaveLength(1);
+    const wrong = await runPull({ source: server.url("/m.onnx"), dest, sha256: "0".repeat(64), ...fast, force: true });
+    expect(wrong.error).toMatchObject({ code: "CHECKSUM_MISMATCH" });
+  });
+
+  it("resumes a gzip-encoded body with Range over the encoded bytes", async () => {
+    const big = bytes(400_000, 9);
+    const gz = zlib.gzipSync(big);
+    server.route("/m.onnx", (req, res, n) => serveBytes(req, res, gz, { contentEncoding: "gzip", ...(n === 1 ? { dropAfter: Math.floor(gz.length / 2) } : {}) }));
+    const r = await runPull({ source: server.url("/m.onnx"), dest, sha256: sha256(big), ...fast });
+    expect(r.error).toBeUndefined();
+    expect(server.hits("/m.onnx")[1]!.headers.range).toMatch(/^bytes=\d+-$/);
+    expect(readFileSync(join(dest, "model.onnx")).equals(big)).toBe(true);
+  });
+
+  it("decodes deflate, br and stacked codings (gzip, br)", async () => {
+    const cases: Array<[string, Buffer]> = [
+      ["deflate", zlib.deflateSync(MODEL)],
+      ["br", zlib.brotliCompressSync(MODEL)],
+      ["gzip, br", zlib.brotliCompressSync(zlib.gzipSync(MODEL))],
+      ["x-gzip", GZ],
+    ];
+    for (const [coding, body] of cases) {
+      server.route("/m.onnx", (req, res) => serveBytes(req, res, body, { contentEncoding: coding }));
+      const r = await runPull({ source: server.url("/m.onnx"), dest, sha256: sha256(MODEL), ...fast, force: true });
+      expect(r.error, coding).toBeUndefined();
+      expect(readFileSync(join(dest, "model.onnx")).equals(MODEL), coding).toBe(true);
+    }
+  });
+
+  it("unpacks a .tar.gz that a server labels Content-Encoding: gzip, matching the digest of the .tar.gz", async () => {
+    const tgz = buildTar([{ path: "./", type: "dir" }, { path: "./1/model.onnx", data: DATA }], true);
+    server.route("/resnet.tar.gz", (req, res) => serveBytes(req, res, tgz, { contentEncoding: "gzip" }));
+    const r = await runPull({ source: server.url("/resnet.tar.gz"), dest, sha256: sha256(tgz), ...fast });
+    expect(r.error).toBeUndefined();
+    expect(readFileSync(join(dest, "1", "model.onnx")).equals(DATA)).toBe(true);
+  });
+
+  it("refuses a gzip bomb: by --max-bytes, and by the expansion ratio without it", async () => {
+    const zeros = zlib.gzipSync(Buffer.alloc(20 * 1024 * 1024));
+    server.route("/bomb.onnx", (req, res) => serveBytes(req, res, zeros, { contentEncoding: "gzip" }));
+    const a = await runPull({ source: server.url("/bomb.onnx"), dest, maxBytes: 1_000_000, ...fast });
+    expect(a.error).toMatchObject({ code: "TOO_LARGE" });
+    expect(a.error?.message).toMatch(/exceeded --max-bytes 1000000/);
+    const b = await runPull({ source: server.url("/bomb.onnx"), dest, ...fast });
+    expect(b.error).toMatchObject({ code: "TOO_LARGE" });
+    expect(b.error?.message).toMatch(/expands more than 1000 times.*compression bomb/);
+    const br = zlib.brotliCompressSync(Buffer.alloc(20 * 1024 * 1024));
+    server.route("/bomb.br", (req, res) => serveBytes(req, res, br, { contentEncoding: "br" }));
+    const c = await runPull({ source: server.url("/bomb.br"), dest, ...fast });
+    expect(c.error).toMatchObject({ code: "TOO_LARGE" });
+    expect(existsSync(dest)).toBe(false);
+    expect(leftovers()).toEqual([]);
+    expect(server.hits("/bomb.onnx")).toHaveLength(2); // not retried
+  });
+
+  it("refuses a coding it cannot decode, and a corrupt encoded body, publishing nothing", async () => {
+    server.route("/z.onnx", (req, res) => serveBytes(req, res, MODEL, { contentEncoding: "zstd" }));
+    const a = await runPull({ source: server.url("/z.onnx"), dest, ...fast });
+    expect(a.error).toMatchObject({ code: "SOURCE" });
+    expect(a.error?.message).toMatch(/Content-Encoding "zstd".*cannot decode/);
+    expect(server.hits("/z.onnx")).toHaveLength(1);
+    server.route("/bad.onnx", (req, res) => serveBytes(req, res, Buffer.concat([GZ.subarray(0, 100), Buffer.alloc(100, 7)]), { contentEncoding: "gzip" }));
+    const b = await runPull({ source: server.url("/bad.onnx"), dest, ...fast });
+    expect(b.error).toMatchObject({ code: "SOURCE" });
+    expect(b.error?.message).toMatch(/cannot decode its Content-Encoding gzip/);
+    expect(existsSync(dest)).toBe(false);
+    expect(leftovers()).toEqual([]);
   });
 });

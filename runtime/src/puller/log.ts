@@ -5,6 +5,7 @@
  * and the progress bar share the terminal without garbling each other.
  */
 import type { Logger } from "pino";
+import { levelFormatter } from "../log-format.js";
 import { redactText, secrets, type SecretRegistry } from "./redact.js";
 
 export type { Logger };
@@ -41,8 +42,7 @@ export function memoryTerminal(): Terminal & { lines: string[] } {
   return { isTTY: false, lines, line: (t) => void lines.push(t), status: () => {} };
 }
 
-const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
-const OMIT = new Set(["level", "severity", "time", "msg", "pid", "hostname", "name"]);
+const OMIT = new Set(["level", "time", "msg", "pid", "hostname", "name"]);
 
 /** A JSON log line as written: unchanged, or in the human format for a TTY. */
 export function formatLine(json: string, human: boolean): string {
@@ -57,7 +57,7 @@ function pretty(json: string): string {
     return json.trimEnd();
   }
   const t = typeof o.time === "string" ? o.time.slice(11, 19) : new Date().toISOString().slice(11, 19);
-  const lvl = (LEVEL_NAMES[Number(o.level)] ?? String(o.level)).padEnd(5);
+  const lvl = String(o.level).toUpperCase().padEnd(5);
   const extras = Object.entries(o)
     .filter(([k]) => !OMIT.has(k))
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
@@ -89,7 +89,8 @@ export async function createLogger(opts: LoggerOptions = {}): Promise<Logger> {
       name: "model-puller",
       level: opts.level ?? "info",
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label, number) => ({ level: number, severity: label.toUpperCase() }) },
+      // The server's level format ("level":"info"): one log query reads both programs.
+      formatters: { level: levelFormatter },
       redact: { paths: ["headers.authorization", "headers.Authorization", "*.headers.authorization"], censor: "REDACTED" },
     },
     destination,

@@ -36,6 +36,12 @@ export interface Marker {
   digest: "file" | "tree";
   /** The downloaded artifact, for single-file sources. */
   artifact?: { name: string; size: number; archive: "tar" | "zip" | null };
+  /**
+   * Single-file sources whose body came with a Content-Encoding: the coding, and
+   * the size and sha256 of the bytes received (`sha256` and `artifact` describe the
+   * decoded file). A --sha256 equal to either digest matches.
+   */
+  contentEncoding?: { coding: string; size: number; sha256: string };
   /** Bytes of all published files. */
   size: number;
   files: MarkerFile[];
@@ -72,7 +78,9 @@ export function markerMatches(m: Marker, want: MarkerRequest & { sha256?: string
   if (m.request.source !== want.source) return { ok: false, reason: `source differs (published: ${m.request.source})` };
   if (m.request.extract !== want.extract) return { ok: false, reason: `--extract differs (published with ${m.request.extract})` };
   if ((m.request.filename ?? null) !== (want.filename ?? null)) return { ok: false, reason: "--filename differs" };
-  if (want.sha256 && m.sha256 !== want.sha256) return { ok: false, reason: `sha256 differs (published: ${m.sha256})` };
+  if (want.sha256 && m.sha256 !== want.sha256 && m.contentEncoding?.sha256 !== want.sha256) {
+    return { ok: false, reason: `sha256 differs (published: ${m.sha256})` };
+  }
   return { ok: true };
 }
 

@@ -29,6 +29,7 @@ import {
   type Target,
 } from "./publish.js";
 import { parseSource, type PullContext, type RemoteFile, type ResolvedSource, type Source } from "./sources/index.js";
+import type { FetchResult } from "./sources/types.js";
 import { registerEnvSecrets, secrets } from "./redact.js";
 import { formatBytes } from "./units.js";
 import { VERSION } from "./version.js";
@@ -112,6 +113,15 @@ interface Fetched {
   sha256: string;
   digest: "file" | "tree";
   artifact?: Marker["artifact"];
+  contentEncoding?: Marker["contentEncoding"];
+}
+
+/**
+ * Whether a digest identifies a download: the file kept, or, for a body that came
+ * with a Content-Encoding, also the bytes as received (see http-client.ts).
+ */
+function digestMatches(expected: string, r: FetchResult): boolean {
+  return expected === r.sha256 || (r.encoding !== undefined && expected === r.encoding.sha256);
 }
 
 async function fetchSingle(
@@ -123,11 +133,14 @@ async function fetchSingle(
 ): Promise<Fetched> {
   const tmp = join(staging.scratch, "artifact");
   const r = await file.fetch(tmp, ctx);
-  if (file.size !== undefined && r.size !== file.size) {
-    throw new PullerError("SIZE_MISMATCH", `${source.id}: got ${r.size} bytes, the source announced ${file.size}`);
+  // A listed size counts the bytes as stored, i.e. before any Content-Encoding is decoded.
+  const received = r.encoding?.size ?? r.size;
+  if (file.size !== undefined && received !== file.size) {
+    throw new PullerError("SIZE_MISMATCH", `${source.id}: got ${received} bytes, the source announced ${file.size}`);
   }
-  if (file.sha256 && r.sha256 !== file.sha256) throw new ChecksumMismatchError(`${source.id} (digest published by the source)`, file.sha256, r.sha256);
-  if (config.sha256 && r.sha256 !== config.sha256) throw new ChecksumMismatchError(source.id, config.sha256, r.sha256);
+  if (file.sha256 && !digestMatches(file.sha256, r)) throw new ChecksumMismatchError(`${source.id} (digest published by the source)`, file.sha256, r.sha256);
+  if (config.sha256 && !digestMatches(config.sha256, r)) throw new ChecksumMismatchError(source.id, config.sha256, r.sha256);
+  const contentEncoding = r.encoding ? { contentEncoding: r.encoding } : {};
 
   const name = artifactName(file, r.dispositionName);
   const kind = config.extract === "auto" ? archiveKind(name) : undefined;
@@ -140,7 +153,7 @@ async function fetchSingle(
     });
     if (extracted.length === 0) throw new PullerError("BAD_ARCHIVE", `${name} holds no files`);
     await rm(tmp, { force: true });
-    return { files: extracted, sha256: r.sha256, digest: "file", artifact: { name, size: r.size, archive: kind } };
+    return { files: extracted, sha256: r.sha256, digest: "file", artifact: { name, size: r.size, archive: kind }, ...contentEncoding };
   }
   const finalName = config.filename ?? defaultFileName(name);
   const valid = checkRelPath(finalName);
@@ -148,7 +161,13 @@ async function fetchSingle(
     throw new PullerError("SOURCE", `cannot store the download as ${JSON.stringify(finalName)}: the name ${valid.ok ? "contains a slash" : valid.reason}; use --filename`);
   }
   await rename(tmp, join(staging.dir, finalName));
-  return { files: [{ path: finalName, size: r.size, sha256: r.sha256 }], sha256: r.sha256, digest: "file", artifact: { name, size: r.size, archive: null } };
+  return {
+    files: [{ path: finalName, size: r.size, sha256: r.sha256 }],
+    sha256: r.sha256,
+    digest: "file",
+    artifact: { name, size: r.size, archive: null },
+    ...contentEncoding,
+  };
 }
 
 async function fetchMany(source: Source, resolved: ResolvedSource, staging: Staging, config: PullerConfig, ctx: PullContext): Promise<Fetched> {
@@ -158,10 +177,11 @@ async function fetchMany(source: Source, resolved: ResolvedSource, staging: Stag
     const dest = join(staging.dir, ...f.path.split("/"));
     await mkdir(dirname(dest), { recursive: true });
     const r = await f.fetch(dest, { ...ctx, signal });
-    if (f.size !== undefined && r.size !== f.size) {
-      throw new PullerError("SIZE_MISMATCH", `${source.id}: ${f.path} has ${r.size} bytes, the source announced ${f.size}`);
+    const received = r.encoding?.size ?? r.size;
+    if (f.size !== undefined && received !== f.size) {
+      throw new PullerError("SIZE_MISMATCH", `${source.id}: ${f.path} has ${received} bytes, the source announced ${f.size}`);
     }
-    if (f.sha256 && r.sha256 !== f.sha256) throw new ChecksumMismatchError(`${f.path} (digest published by the source)`, f.sha256, r.sha256);
+    if (f.sha256 && !digestMatches(f.sha256, r)) throw new ChecksumMismatchError(`${f.path} (digest published by the source)`, f.sha256, r.sha256);
     out.push({ path: f.path, size: r.size, sha256: r.sha256 });
   });
   out.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
@@ -237,6 +257,7 @@ async function download(
     sha256: fetched.sha256,
     digest: fetched.digest,
     ...(fetched.artifact ? { artifact: fetched.artifact } : {}),
+    ...(fetched.contentEncoding ? { contentEncoding: fetched.contentEncoding } : {}),
     size,
     files: fetched.files,
     entries,

@@ -120,6 +120,8 @@ export interface ServeOptions {
   /** Stop sending (but keep the connection open) after this many bytes. */
   stallAfter?: number;
   contentDisposition?: string;
+  /** A Content-Encoding header (`data` is then the encoded body, as an object store keeps it). */
+  contentEncoding?: string;
 }
 
 /** Serves `data` with Range support and the requested faults. */
@@ -146,6 +148,7 @@ export function serveBytes(req: IncomingMessage, res: ServerResponse, data: Buff
   if (!o.chunked) headers["content-length"] = String(body.length);
   if (status === 206) headers["content-range"] = `bytes ${start}-${data.length - 1}/${data.length}`;
   if (o.contentDisposition) headers["content-disposition"] = o.contentDisposition;
+  if (o.contentEncoding) headers["content-encoding"] = o.contentEncoding;
   res.writeHead(status, headers);
   if (req.method === "HEAD") {
     res.end();

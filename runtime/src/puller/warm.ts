@@ -56,8 +56,7 @@ export async function warmCheck(argv: readonly string[], env: NodeJS.ProcessEnv)
 export function reportWarmHit(hit: WarmHit, terminal: Terminal): void {
   if (!["trace", "debug", "info"].includes(hit.logLevel)) return;
   const line = {
-    level: 30,
-    severity: "INFO",
+    level: "info",
     time: new Date().toISOString(),
     pid: process.pid,
     hostname: hostname(),

@@ -105,6 +105,6 @@ describe("registry state transitions", () => {
     expect(registry.findReady("good").model).not.toBe(before);
 
     await registry.unload("good");
-    expect(() => registry.find("good")).toThrow(/model 'good' not found/);
+    expect(() => registry.find("good")).toThrow(/^Request for unknown model: 'good' is not found$/);
   });
 });

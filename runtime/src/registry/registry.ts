@@ -36,6 +36,23 @@ export interface RegistryOptions {
   warmup?: boolean;
 }
 
+/**
+ * How every UNAVAILABLE reason begins, whatever failed (settings, files, the backend): clients and
+ * operators read readiness, model-ready and repository-index reasons for this, as for Triton's.
+ */
+export const FAILED_TO_LOAD = "failed to load";
+
+/**
+ * Triton's wording for a model or version the server does not have (triton-inference-server/core,
+ * model_repository_manager.cc and model_lifecycle.cc): tritonclient's own examples check that the
+ * message starts with "Request for unknown model". The status stays KServe's 404 (gRPC NOT_FOUND).
+ */
+export function unknownModel(name: string, version?: string): string {
+  return version === undefined
+    ? `Request for unknown model: '${name}' is not found`
+    : `Request for unknown model: '${name}' version ${version} is not found`;
+}
+
 /** A model version known to be ready, with its loaded backend model. */
 export type ReadyModelVersion = ModelVersion & { model: LoadedModel; state: "READY" };
 
@@ -105,13 +122,13 @@ export class ModelRegistry {
 
     let next: ModelVersion[];
     if (descriptor.settingsError) {
-      next = [entry("1", "UNAVAILABLE", descriptor.settingsError)];
+      next = [entry("1", "UNAVAILABLE", `${FAILED_TO_LOAD}: ${descriptor.settingsError}`)];
     } else {
       const selected = selectVersions(descriptor);
       if (selected.length === 0) {
         const reason = descriptor.versions.length === 0
-          ? `no ${settings.default_model_filename} found in ${descriptor.dir}`
-          : `the version policy selects none of the versions on disk (${descriptor.versions.map((v) => v.version).join(", ")})`;
+          ? `${FAILED_TO_LOAD}: no ${settings.default_model_filename} found in ${descriptor.dir}`
+          : `${FAILED_TO_LOAD}: the version policy selects none of the versions on disk (${descriptor.versions.map((v) => v.version).join(", ")})`;
         next = [entry("1", "UNAVAILABLE", reason)];
       } else {
         next = selected.map((version) => entry(version, "LOADING"));
@@ -123,7 +140,7 @@ export class ModelRegistry {
       next.filter((v) => v.state === "LOADING").map(async (version) => {
         const file = descriptor.versions.find((v) => v.version === version.version)?.file;
         if (!file) {
-          Object.assign(version, { state: "UNAVAILABLE", reason: `version ${version.version} has no ${settings.default_model_filename}` });
+          Object.assign(version, { state: "UNAVAILABLE", reason: `${FAILED_TO_LOAD}: version ${version.version} has no ${settings.default_model_filename}` });
           return;
         }
         const started = performance.now();
@@ -154,7 +171,7 @@ export class ModelRegistry {
           );
         } catch (err) {
           version.state = "UNAVAILABLE";
-          version.reason = `failed to load ${file}: ${(err as Error).message}`;
+          version.reason = `${FAILED_TO_LOAD} ${file}: ${(err as Error).message}`;
         }
       }),
     );
@@ -178,7 +195,7 @@ export class ModelRegistry {
   unload(name: string): Promise<void> {
     return this.serialize(name, async () => {
       const versions = this.models.get(name);
-      if (!versions) throw modelNotFound(`model '${name}' is not loaded`);
+      if (!versions) throw modelNotFound(unknownModel(name));
       for (const v of versions) if (v.state === "READY") v.state = "UNLOADING";
       await this.release(versions);
       this.models.delete(name);
@@ -230,7 +247,7 @@ export class ModelRegistry {
 
   versions(name: string): ModelVersion[] {
     const versions = this.models.get(name);
-    if (!versions) throw modelNotFound(`model '${name}' not found`);
+    if (!versions) throw modelNotFound(unknownModel(name));
     return versions;
   }
 
@@ -240,7 +257,7 @@ export class ModelRegistry {
     if (version !== undefined) {
       const found = versions.find((v) => v.version === version);
       if (!found) {
-        throw modelNotFound(`model '${name}' has no version '${version}' loaded (versions: ${versions.map((v) => v.version).join(", ")})`);
+        throw modelNotFound(`${unknownModel(name, version)} (versions: ${versions.map((v) => v.version).join(", ")})`);
       }
       return found;
     }

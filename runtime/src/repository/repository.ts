@@ -71,9 +71,10 @@ async function readSettings(dir: string): Promise<{ settings: ModelSettings; err
  * Describes one model directory, or returns undefined when it holds nothing that
  * looks like a model (so helper folders such as models/build are passed over).
  */
-export async function describeModelDir(name: string, dir: string, options: { anyOnnxFile?: boolean } = {}): Promise<ModelDescriptor | undefined> {
+export async function describeModelDir(name: string, dir: string, options: { anyOnnxFile?: boolean; settings?: ModelSettings } = {}): Promise<ModelDescriptor | undefined> {
   const absDir = resolve(dir);
-  const { settings, error } = await readSettings(absDir);
+  // Settings given (a load request's config) replace the file: its version files are found with their default_model_filename.
+  const { settings, error } = options.settings ? { settings: options.settings, error: undefined } : await readSettings(absDir);
   const filename = settings.default_model_filename;
   const entries = await readdir(absDir, { withFileTypes: true });
 
@@ -111,8 +112,8 @@ export interface ModelSource {
   readonly location: string;
   /** Every model, sorted by name; `skipped` lists directories passed over. Throws when the source is missing. */
   discover(): Promise<{ models: ModelDescriptor[]; skipped: string[] }>;
-  /** One model by name, for the repository extension's load call; undefined when absent. */
-  describe(name: string): Promise<ModelDescriptor | undefined>;
+  /** One model by name, for the repository extension's load call; undefined when absent. `settings` replace its model-settings.json. */
+  describe(name: string, settings?: ModelSettings): Promise<ModelDescriptor | undefined>;
 }
 
 export class ModelRepository implements ModelSource {
@@ -143,10 +144,10 @@ export class ModelRepository implements ModelSource {
     return { models, skipped };
   }
 
-  async describe(name: string): Promise<ModelDescriptor | undefined> {
+  async describe(name: string, settings?: ModelSettings): Promise<ModelDescriptor | undefined> {
     const dir = join(resolve(this.root), name);
     if (!MODEL_NAME_PATTERN.test(name) || !(await isDirectory(dir))) return undefined;
-    return describeModelDir(name, dir);
+    return describeModelDir(name, dir, { settings });
   }
 }
 
@@ -167,8 +168,8 @@ export class SingleModelDirectory implements ModelSource {
     return { models: descriptor ? [descriptor] : [], skipped: [] };
   }
 
-  async describe(name: string): Promise<ModelDescriptor | undefined> {
+  async describe(name: string, settings?: ModelSettings): Promise<ModelDescriptor | undefined> {
     if (name !== this.name || !(await isDirectory(this.dir))) return undefined;
-    return describeModelDir(this.name, this.dir, { anyOnnxFile: true });
+    return describeModelDir(this.name, this.dir, { anyOnnxFile: true, settings });
   }
 }

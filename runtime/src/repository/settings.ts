@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { DatatypeSchema } from "../tensor/datatypes.js";
+import { MAX_INSTANCE_COUNT, refineThreadBounds } from "./thread-bounds.js";
 
 export const MODEL_SETTINGS_FILE = "model-settings.json";
 
@@ -74,8 +75,8 @@ export const DynamicBatchingSchema = z
 
 export type DynamicBatching = z.output<typeof DynamicBatchingSchema>;
 
-/** Bounds the threads one model may start: each instance is a worker thread with its own ONNX Runtime session. */
-export const MAX_INSTANCE_COUNT = 64;
+/** Bounds the threads one model may start: each instance is a worker thread with its own ONNX Runtime session (thread-bounds.ts). */
+export { MAX_INSTANCE_COUNT };
 
 /**
  * Triton's `instance_group`: how many copies of the model run side by side. Only the
@@ -146,6 +147,8 @@ export const ModelSettingsSchema = z
     if (groups > MAX_INSTANCE_COUNT) {
       ctx.addIssue({ code: "custom", path: ["instance_group"], message: `the groups add up to ${groups} instances; at most ${MAX_INSTANCE_COUNT}` });
     }
+    // Thread counts by the pod's CPUs, on disk and in load requests alike.
+    refineThreadBounds(s, ctx);
     const batching = s.dynamic_batching;
     if (!batching) return;
     if (s.max_batch_size === 0) {

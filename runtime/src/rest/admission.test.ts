@@ -154,10 +154,10 @@ describe("admission before the body", () => {
     expect(answer.status).toBe(404);
     expect(answer.headers.connection).toBe("close");
     expect(answer.headers["content-type"]).toMatch(/^application\/json/);
-    expect(answer.json).toEqual({ error: "model 'ghost' not found" });
+    expect(answer.json).toEqual({ error: "Request for unknown model: 'ghost' is not found" });
     const version = await stalled("/v2/models/simple/versions/7/infer");
     expect(version.answer.status).toBe(404);
-    expect(version.answer.json.error).toBe("model 'simple' has no version '7' loaded (versions: 1)");
+    expect(version.answer.json.error).toBe("Request for unknown model: 'simple' version 7 is not found (versions: 1)");
   });
 
   it("answers 503 with Retry-After for a model that is not ready, before its body", async () => {
@@ -187,10 +187,10 @@ describe("admission before the body", () => {
   it("answers V1 and CloudEvents requests for unknown models with 404 before their body", async () => {
     const v1 = await stalled("/v1/models/ghost:predict");
     expect(v1.answer.status).toBe(404);
-    expect(v1.answer.json.error).toBe("model 'ghost' not found");
+    expect(v1.answer.json.error).toBe("Request for unknown model: 'ghost' is not found");
     const ce = await stalled("/v2/models/ghost/infer", { "ce-specversion": "1.0", "ce-id": "1", "ce-source": "/test", "ce-type": "org.kserve.inference.request" });
     expect(ce.answer.status).toBe(404);
-    expect(ce.answer.json.error).toBe("model 'ghost' not found");
+    expect(ce.answer.json.error).toBe("Request for unknown model: 'ghost' is not found");
   });
 
   it("counts requests whose bodies are still arriving against the per-model in-flight limit, and sheds the next with 503", async () => {

@@ -12,6 +12,7 @@
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import { checkResultsToken } from "../async/results-token.js";
+import { stringifyExact } from "../codecs/json-exact.js";
 import type { Metrics } from "../metrics.js";
 import { checkUserId, requestStatusView, type AsyncInference } from "../async/service.js";
 import { ASYNC_PATHS } from "../constants.js";
@@ -114,7 +115,8 @@ export function asyncRoutes(service: AsyncInference, options: AsyncRouteOptions)
     const record = /^[\w-]{1,128}$/.test(id) ? await service.get(id) : undefined;
     if (!record) throw modelNotFound(`request ${preview(id)} not found`);
     checkOwner(c, record.userId, `request ${preview(id)}`);
-    return c.json(requestStatusView(record));
+    // stringifyExact: a response's INT64/UINT64 values beyond 2^53 (BigInt, read exactly from the store) keep their digits.
+    return c.body(stringifyExact(requestStatusView(record)), 200, { "content-type": "application/json" });
   });
 
   app.get(`${ASYNC_PATHS.users}/:id/usage`, async (c) => {

@@ -42,16 +42,25 @@ describe("binary requests and responses", () => {
     expect(outputs[1]).toEqual({ name: "OUTPUT1", datatype: "INT32", shape: [1, 16], data: range(16, (i) => i - 1) });
   });
 
-  it("binary_data_output returns every output binary unless an output says binary_data false", async () => {
-    const { body, headers } = buildBinaryRequest(
-      ["INPUT0", "INPUT1"].map((name) => ({ name, datatype: "INT32", shape: [1, 16], bytes: int32(...range(16)) })),
-      { parameters: { binary_data_output: true }, outputs: [{ name: "OUTPUT0" }, { name: "OUTPUT1", parameters: { binary_data: false } }] },
-    );
-    const { outputs } = await parseBinaryResponse(await post("simple", body, headers));
-    expect(outputs[0]!.bytes).toBeDefined();
-    expect(outputs[1]!.data).toEqual(range(16, () => 0));
+  it("binary_data_output covers only the outputs the request does not list, as Triton's qa/L0_http asserts", async () => {
+    const inputs = ["INPUT0", "INPUT1"].map((name) => ({ name, datatype: "INT32", shape: [1, 16], data: range(16, (i) => i + 1) }));
+    // Triton's case: binary_data false on OUTPUT0, nothing on OUTPUT1: both listed, so both JSON.
+    const listed = buildBinaryRequest(inputs, { parameters: { binary_data_output: true }, outputs: [{ name: "OUTPUT0", parameters: { binary_data: false } }, { name: "OUTPUT1" }] });
+    const json = await post("simple", listed.body, listed.headers);
+    expect(json.status).toBe(200);
+    expect(json.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(json.headers.get("inference-header-content-length")).toBeNull();
+    const body = (await json.json()) as { outputs: { name: string; data: number[] }[] };
+    expect(body.outputs.map((o) => [o.name, o.data])).toEqual([["OUTPUT0", range(16, (i) => 2 * (i + 1))], ["OUTPUT1", range(16, () => 0)]]);
+    // A listed output is binary with its own binary_data true, whatever binary_data_output says.
+    for (const parameters of [{ binary_data_output: true }, { binary_data_output: false }, undefined]) {
+      const own = buildBinaryRequest(inputs, { ...(parameters && { parameters }), outputs: [{ name: "OUTPUT0", parameters: { binary_data: true } }, { name: "OUTPUT1" }] });
+      const { outputs } = await parseBinaryResponse(await post("simple", own.body, own.headers));
+      expect(outputs[0]!.bytes, JSON.stringify(parameters)).toBeDefined();
+      expect(outputs[1]!.data, JSON.stringify(parameters)).toEqual(range(16, () => 0));
+    }
     // Without an outputs list, binary_data_output applies to all.
-    const all = buildBinaryRequest(["INPUT0", "INPUT1"].map((name) => ({ name, datatype: "INT32", shape: [1, 16], bytes: int32(...range(16)) })), { parameters: { binary_data_output: true } });
+    const all = buildBinaryRequest(inputs, { parameters: { binary_data_output: true } });
     const parsed = await parseBinaryResponse(await post("simple", all.body, all.headers));
     expect(parsed.outputs.every((o) => o.bytes !== undefined)).toBe(true);
   });
@@ -81,17 +90,41 @@ describe("binary requests and responses", () => {
     expect(((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([1, 3]);
   });
 
-  it("raw mode: Inference-Header-Content-Length 0 sends the single input's bytes", async () => {
+  it("raw mode: Inference-Header-Content-Length 0 sends the single input's bytes and gets every output binary, as Triton answers", async () => {
     const res = await post("reciprocal", new Uint8Array(Float32Array.of(1, 2, 4, 0.5).buffer), { "Inference-Header-Content-Length": "0" });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ outputs: [{ name: "OUTPUT", shape: [4], data: [1, 0.5, 0.25, 2] }] });
+    expect(res.headers.get("content-type")).toBe("application/octet-stream");
+    const body = Buffer.from(await res.arrayBuffer());
+    // The JSON header (model, outputs, binary_data_size), its length in Inference-Header-Content-Length, then the output's bytes.
+    const length = Number(res.headers.get("inference-header-content-length"));
+    expect(JSON.parse(body.subarray(0, length).toString())).toEqual({
+      model_name: "reciprocal",
+      model_version: "1",
+      outputs: [{ name: "OUTPUT", datatype: "FP32", shape: [4], parameters: { binary_data_size: 16 } }],
+    });
+    expect(Array.from(new Float32Array(new Uint8Array(body.subarray(length)).buffer))).toEqual([1, 0.5, 0.25, 2]);
+
+    const text = await post("identity_bytes", "raw text ☕", { "Inference-Header-Content-Length": "0" });
+    const { outputs } = await parseBinaryResponse(text);
+    expect(outputs[0]).toMatchObject({ name: "OUTPUT", datatype: "BYTES", shape: [1, 1] });
+    expect(Array.from(outputs[0]!.bytes!)).toEqual(Array.from(bytesTensor(["raw text ☕"])));
+
     const twoDynamic = await post("identity_fp32", new Uint8Array(16), { "Inference-Header-Content-Length": "0" });
     expect(((await twoDynamic.json()) as { error: string }).error).toMatch(/has 2 dynamic dimensions; send a JSON header/);
-    const text = await post("identity_bytes", "raw text ☕", { "Inference-Header-Content-Length": "0" });
-    expect(await text.json()).toMatchObject({ outputs: [{ shape: [1, 1], data: ["raw text ☕"] }] });
     const multi = await post("simple", new Uint8Array(64), { "Inference-Header-Content-Length": "0" });
     expect(multi.status).toBe(400);
     expect(((await multi.json()) as { error: string }).error).toBe("raw binary requests need a model with one input; 'simple' has 2: INPUT0, INPUT1");
+  });
+
+  it("answers JSON (no Inference-Header-Content-Length) when every binary output is empty, as Triton does", async () => {
+    const { body, headers } = buildBinaryRequest([{ name: "INPUT", datatype: "INT32", shape: [0, 2], bytes: new Uint8Array(0) }], {
+      outputs: [{ name: "OUTPUT", parameters: { binary_data: true } }],
+    });
+    const res = await post("identity_int32", body, headers);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(res.headers.get("inference-header-content-length")).toBeNull();
+    expect(await res.json()).toMatchObject({ outputs: [{ name: "OUTPUT", shape: [0, 2], parameters: { binary_data_size: 0 } }] });
   });
 
   it("accepts header names in any case and a missing Content-Type", async () => {

@@ -22,6 +22,7 @@ interface Operation {
 
 const PATHS: Record<string, Partial<Record<Method, Operation>>> = {
   "/": {
+    get: { tag: "v1", summary: "KServe V1: server liveness, `{\"status\": \"alive\"}`", response: z.object({ status: z.literal("alive") }), errors: [] },
     post: {
       tag: "cloudevents",
       summary: "Inference from a CloudEvent (Knative Eventing Trigger), binary or structured mode; the reply is a CloudEvent",
@@ -35,6 +36,8 @@ const PATHS: Record<string, Partial<Record<Method, Operation>>> = {
   "/v2/models": { get: { tag: "metadata", summary: "Models and their states", response: z.object({ models: z.array(z.string()), states: z.array(z.unknown()) }), errors: [] } },
   "/v2/models/{name}": { get: { tag: "metadata", summary: "Model metadata", response: S.ModelMetadataSchema, errors: [400, 404, 503] } },
   "/v2/models/{name}/versions/{version}": { get: { tag: "metadata", summary: "Model version metadata", response: S.ModelMetadataSchema, errors: [400, 404, 503] } },
+  "/v2/models/{name}/config": { get: { tag: "metadata", summary: "Model configuration (Triton's ModelConfig JSON)", response: z.record(z.string(), z.unknown()), errors: [400, 404, 503] } },
+  "/v2/models/{name}/versions/{version}/config": { get: { tag: "metadata", summary: "Model version configuration (Triton's ModelConfig JSON)", response: z.record(z.string(), z.unknown()), errors: [400, 404, 503] } },
   "/v2/models/{name}/ready": { get: { tag: "health", summary: "Model readiness", response: z.object({ name: z.string(), version: z.string(), ready: z.boolean() }), errors: [404, 503] } },
   "/v2/models/{name}/versions/{version}/ready": { get: { tag: "health", summary: "Model version readiness", response: z.object({ name: z.string(), version: z.string(), ready: z.boolean() }), errors: [404, 503] } },
   "/v2/models/{name}/infer": {

@@ -93,7 +93,7 @@ describe("model repository extension", () => {
   it("fails to load a missing or broken model with a clear error while the others keep serving", async () => {
     const missing = await postJson(`${server.url}/v2/repository/models/ghost/load`, {});
     expect(missing.status).toBe(404);
-    expect(missing.body.error).toBe("model 'ghost' is not in the model repository");
+    expect(missing.body.error).toBe("Request for unknown model: 'ghost' is not found in the model repository");
 
     await writeFile(join(repo, "adder/1/model.onnx"), "corrupted");
     const broken = await postJson(`${server.url}/v2/repository/models/adder/load`, {});
@@ -171,7 +171,7 @@ describe("repository API access control", () => {
   it("refuses load and unload with 403 when disabled, and stops advertising the extension", async () => {
     const res = await postJson(`${disabled.url}/v2/repository/models/adder/unload`, {});
     expect(res).toMatchObject({ status: 403, body: { error: "model load and unload are disabled on this server (REPOSITORY_API=disabled)" } });
-    expect((await getJson(`${disabled.url}/v2`)).body.extensions).toEqual(["binary_tensor_data", "statistics"]);
+    expect((await getJson(`${disabled.url}/v2`)).body.extensions).toEqual(["binary_tensor_data", "classification", "model_configuration", "statistics"]);
     expect((await postJson(`${disabled.url}/v2/models/adder/infer`, addRequest(0))).status).toBe(200);
   });
 });

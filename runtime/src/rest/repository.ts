@@ -8,6 +8,7 @@ import { formatZodError } from "../dataplane/zod-errors.js";
 import { readJsonBody } from "./body.js";
 import { modelParams } from "./params.js";
 import { RepositoryIndexRequestSchema, RepositoryLoadRequestSchema } from "./schemas.js";
+import { decodeBase64, FILE_PARAMETER_PREFIX } from "../repository/upload.js";
 
 export interface RepositoryApiOptions {
   maxRequestBytes: number;
@@ -28,6 +29,18 @@ function requireToken(token: string): MiddlewareHandler {
     }
     await next();
   };
+}
+
+/** Triton's `file:<path>` load parameters, base64-decoded; any other parameter Triton does not know is refused, as Triton does. */
+function loadFiles(parameters: Record<string, unknown> | undefined): Map<string, Uint8Array> {
+  const files = new Map<string, Uint8Array>();
+  for (const [key, value] of Object.entries(parameters ?? {})) {
+    if (key === "config" || key === "unload_dependents") continue;
+    if (!key.startsWith(FILE_PARAMETER_PREFIX)) throw invalidInput(`unrecognized load parameter '${key}'; expected config or file:<path>`);
+    if (typeof value !== "string") throw invalidInput(`parameter '${key}': must be the file's content as a base64 string`);
+    files.set(key, decodeBase64(key, value));
+  }
+  return files;
 }
 
 function parse<T extends z.ZodType>(schema: T, body: unknown, what: string): z.output<T> {
@@ -53,7 +66,7 @@ export function repositoryRoutes(handlers: ModelRepositoryHandlers, options: Rep
   app.post("/v2/repository/models/:name/load", async (c) => {
     const name = guard(c);
     const body = parse(RepositoryLoadRequestSchema, await readJsonBody(c, options.maxRequestBytes, {}), "load request");
-    await handlers.load(name, body.parameters?.config);
+    await handlers.load(name, { config: body.parameters?.config, files: loadFiles(body.parameters) });
     return c.json({ name, load: true });
   });
 

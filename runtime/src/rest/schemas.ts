@@ -68,9 +68,11 @@ export const RepositoryLoadRequestSchema = z.object(
     parameters: z
       .object({
         /** model-settings.json content to use for this load instead of the file on disk. */
-        config: z.string({ error: "must be a string of model-settings JSON" }).optional(),
+        config: z.string({ error: "must be a string of model-settings JSON or a Triton model configuration (JSON)" }).optional(),
         unload_dependents: z.boolean().optional(),
       })
+      // Triton's `file:<path>` parameters (base64 strings): kept for the route to check, with any other key.
+      .catchall(z.unknown())
       .optional(),
   },
   { error: "the body must be a JSON object" },

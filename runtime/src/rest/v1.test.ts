@@ -26,11 +26,27 @@ afterAll(async () => {
 const predict = (model: string, body: unknown) => postJson(`${server.url}/v1/models/${model}:predict`, body);
 
 describe("KServe V1", () => {
-  it("lists models and answers readiness", async () => {
-    expect((await getJson(`${server.url}/v1/models`)).body).toEqual({ models: ["broken", "matrix", "sentiment", "simple"] });
+  it("GET / answers KServe's liveness, {\"status\": \"alive\"}, which InferenceRESTClient(protocol=\"v1\").is_server_live reads", async () => {
+    expect(await getJson(`${server.url}/`)).toEqual({ status: 200, body: { status: "alive" } });
+  });
+
+  it("lists every model the server knows, ready or not, as KServe lists its registry", async () => {
+    expect(await getJson(`${server.url}/v1/models`)).toEqual({ status: 200, body: { models: ["broken", "matrix", "sentiment", "simple"] } });
+  });
+
+  it("GET /v1/models/{name}: 200 {name, ready: true} when ready", async () => {
     expect(await getJson(`${server.url}/v1/models/sentiment`)).toEqual({ status: 200, body: { name: "sentiment", ready: true } });
-    expect(await getJson(`${server.url}/v1/models/broken`)).toEqual({ status: 503, body: { name: "broken", ready: false } });
-    expect((await getJson(`${server.url}/v1/models/ghost`)).status).toBe(404);
+  });
+
+  it("GET /v1/models/{name}: 503 when not ready (is_model_ready reads it as false), saying it failed to load", async () => {
+    const { status, body } = await getJson(`${server.url}/v1/models/broken`);
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ name: "broken", ready: false });
+    expect(body.error).toMatch(/^model 'broken' version 1 is not ready: UNAVAILABLE \(failed to load broken\/1\/model\.onnx: /);
+  });
+
+  it("GET /v1/models/{name}: 404 with Triton's unknown-model wording for a model it does not know", async () => {
+    expect(await getJson(`${server.url}/v1/models/ghost`)).toEqual({ status: 404, body: { error: "Request for unknown model: 'ghost' is not found" } });
   });
 
   it("predicts sentiment from a list of sentences, one prediction per instance", async () => {
@@ -72,7 +88,7 @@ describe("KServe V1", () => {
     ["a non-string sentence", "sentiment", { instances: ["ok", 7] }, 400, /^input 'text': element 1 \(7\) is not a valid BYTES value/],
     ["array rows for a multi-input model", "simple", { instances: [[1]] }, 400, /^model 'simple' has 2 inputs, so each instance must be an object keyed by input name/],
     ["a missing input in a row", "simple", { instances: [{ INPUT0: Array(16).fill(1) }] }, 400, /^instance 0 has no value for input 'INPUT1'/],
-    ["an unknown model", "ghost", { instances: [1] }, 404, /^model 'ghost' not found/],
+    ["an unknown model", "ghost", { instances: [1] }, 404, /^Request for unknown model: 'ghost' is not found$/],
     ["a model that is not ready", "broken", { instances: [1] }, 503, /^model 'broken' version 1 is not ready/],
   ])("%s is answered with its status and message", async (_label, model, body, status, message) => {
     const res = await predict(model, body);

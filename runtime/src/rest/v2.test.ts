@@ -38,7 +38,7 @@ describe("health and server metadata", () => {
   it("reports name, version and only the extensions it implements", async () => {
     const { status, body } = await getJson(`${url}/v2`);
     expect(status).toBe(200);
-    expect(body).toEqual({ name: "inference-runtime", version: expect.stringMatching(/^\d+\.\d+\.\d+/), extensions: ["binary_tensor_data", "model_repository", "statistics"] });
+    expect(body).toEqual({ name: "inference-runtime", version: expect.stringMatching(/^\d+\.\d+\.\d+/), extensions: ["binary_tensor_data", "classification", "model_configuration", "model_repository", "statistics"] });
   });
 
   it("lists the models in the repository with their states, passing over folders without a model", async () => {
@@ -95,7 +95,7 @@ describe("model metadata and readiness", () => {
     expect(ready.status).toBe(404);
     const version = await getJson(`${url}/v2/models/simple/versions/7`);
     expect(version.status).toBe(404);
-    expect(version.body.error).toBe("model 'simple' has no version '7' loaded (versions: 1)");
+    expect(version.body.error).toBe("Request for unknown model: 'simple' version 7 is not found (versions: 1)");
   });
 
   it("refuses model names that are not plain names", async () => {
@@ -104,7 +104,7 @@ describe("model metadata and readiness", () => {
     expect(res.body.error).toMatch(/invalid model name/);
     const version = await getJson(`${url}/v2/models/simple/versions/latest`);
     expect(version.status).toBe(400);
-    expect(version.body.error).toMatch(/invalid model version/);
+    expect(version.body.error).toMatch(/failed to get model version from specified version string/);
   });
 });
 
@@ -159,7 +159,7 @@ describe("inference", () => {
     expect(latest.body).toMatchObject({ model_version: "2", outputs: [{ data: [2] }] });
     const old = await postJson(`${url}/v2/models/latest_only/versions/1/infer`, req);
     expect(old.status).toBe(404);
-    expect(old.body.error).toMatch(/no version '1' loaded/);
+    expect(old.body.error).toMatch(/^Request for unknown model: 'latest_only' version 1 is not found/);
   });
 
   it("serves the flat layout (models/<name>/model.onnx) as version 1", async () => {
@@ -287,7 +287,7 @@ describe("errors: status and message for each class of bad request", () => {
 
   it("an unknown model is a 404 whatever the body", async () => {
     const res = await infer("{not json", "nosuchmodel");
-    expect(res).toMatchObject({ status: 404, body: { error: "model 'nosuchmodel' not found" } });
+    expect(res).toMatchObject({ status: 404, body: { error: "Request for unknown model: 'nosuchmodel' is not found" } });
   });
 
   it("a body over the configured limit is a 413", async () => {

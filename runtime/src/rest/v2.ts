@@ -9,6 +9,7 @@ import { decodedToInferenceRequest, decodeV2Request, V2RequestDecoder, type V2De
 import type { DataPlane } from "../dataplane/dataplane.js";
 import type { InferenceRequest } from "../dataplane/types.js";
 import type { LoadedModel } from "../backends/backend.js";
+import { tritonModelConfig } from "../dataplane/model-config.js";
 import { largestRequestFor } from "../admission/limits.js";
 import { declaredLength, readBody, streamBody } from "./body.js";
 import { modelParams } from "./params.js";
@@ -66,6 +67,15 @@ export function v2Routes(dataPlane: DataPlane, options: V2RouteOptions): Hono {
   app.get("/v2/models/:name", metadata);
   app.get("/v2/models/:name/versions/:version", metadata);
 
+  // The model configuration extension: Triton's ModelConfig of the loaded version (dataplane/model-config.ts).
+  const modelConfig = (c: Context) => {
+    const { name, version } = modelParams(c);
+    const entry = dataPlane.registry.findReady(name, version);
+    return c.json(tritonModelConfig(name, entry.model, entry.settings));
+  };
+  app.get("/v2/models/:name/config", modelConfig);
+  app.get("/v2/models/:name/versions/:version/config", modelConfig);
+
   /**
    * Reads and decodes the body: the one step between admission and the run. JSON, or a
    * binary body (Inference-Header-Content-Length) whose JSON header may be empty (raw mode).
@@ -85,16 +95,18 @@ export function v2Routes(dataPlane: DataPlane, options: V2RouteOptions): Hono {
         bytes += chunk.byteLength;
         decoder.write(chunk);
       });
-      if (streamed) return { request: decodedToInferenceRequest(decoder.end(), name, version), bodyBytes: bytes };
+      if (streamed) return { request: decodedToInferenceRequest(decoder.end(), name, version), bodyBytes: bytes, raw: false };
       const body = await readBody(c, options.maxRequestBytes);
-      return { request: decodedToInferenceRequest(decodeV2Request(body, { ...decoderOptions, byteLength: body.byteLength }), name, version), bodyBytes: body.byteLength };
+      return { request: decodedToInferenceRequest(decodeV2Request(body, { ...decoderOptions, byteLength: body.byteLength }), name, version), bodyBytes: body.byteLength, raw: false };
     }
     const body = await readBody(c, options.maxRequestBytes);
     const { header, binary } = splitBinaryBody(body, headerLength);
-    const request: InferenceRequest = header.byteLength === 0
+    // Raw mode (an empty JSON header): the body is the only input, and every output is answered binary, as Triton does.
+    const raw = header.byteLength === 0;
+    const request: InferenceRequest = raw
       ? toRawInferenceRequest(model(), binary, name, version)
       : decodedToInferenceRequest(decodeV2Request(header, { ...decoderOptions, byteLength: header.byteLength, what: "the JSON header" }), name, version, binary);
-    return { request, bodyBytes: body.byteLength };
+    return { request, bodyBytes: body.byteLength, raw };
   };
 
   /** Queued to run later (Prefer: respond-async): not admitted to the model now, only checked to exist. */
@@ -134,13 +146,14 @@ export function v2Routes(dataPlane: DataPlane, options: V2RouteOptions): Hono {
         }
       }
       // 3. Read and decode the body (reading reserves what the body declares first).
-      const { request } = await readInferenceRequest(c, name, version, () => admitted.entry.model);
+      const { request, raw } = await readInferenceRequest(c, name, version, () => admitted.entry.model);
       // 4. Run it on the admitted version.
       const response = await dataPlane.infer(request, { requestId: requestIdOf(c), protocol: "v2", userId: c.get("userId") }, admitted);
       noteClassification(c, response.outputs);
-      const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response));
+      const { json, binary } = encodeInferenceResponse(response, binaryOutputNames(request, response, raw));
       // Fresh header objects each time: Hono may keep and extend the one it is given.
-      if (binary.length === 0) return c.body(json, 200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(json)) });
+      // As Triton: a binary body (and its Inference-Header-Content-Length) only when some binary output has bytes.
+      if (binary.every((b) => b.byteLength === 0)) return c.body(json, 200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(json)) });
       const header = Buffer.from(json, "utf8");
       return c.body(Buffer.concat([header, ...binary]), 200, {
         "content-type": "application/octet-stream",

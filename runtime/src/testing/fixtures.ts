@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { model, node, tensor, valueInfo, type ElemType } from "../../../models/build/onnx.js";
 import { buildSimple } from "../../../models/build/simple.js";
+import { buildScores, buildSimpleInt8, buildSimpleString } from "../../../models/build/simple-typed.js";
 import { buildSlowMlp, type SlowMlpSpec } from "../../../models/build/slow.js";
+import { buildLinearClassifier, buildMlOnlyClassifier, buildSequenceOutputModel } from "../../../models/build/sklearn.js";
 import type { Datatype } from "../tensor/datatypes.js";
 
 /** Every V2 datatype ONNX Runtime's JavaScript API can feed, with its ONNX element type. */
@@ -129,4 +131,55 @@ export function slowModel(layers = 64, width = 512): Uint8Array {
 /** A raw-mode request body for slowModel(): `rows` rows of ones (about 1 ms of compute per row on 2 cores). */
 export function slowInput(rows: number, width = 512): Uint8Array {
   return new Uint8Array(new Float32Array(rows * width).fill(1).buffer);
+}
+
+/** The class names of tritonClientLayout()'s `classifier` (index-aligned with its SCORES). */
+export const CLASSIFIER_LABELS = ["cat", "dog", "bird", "fish"];
+
+/**
+ * The models Triton's stock client examples and the Python client tests (runtime/src/clients/) use,
+ * shaped as Triton's QA models are: `simple`, `simple_string` and `simple_int8` (max_batch_size 8,
+ * like Triton's, so their config reports dims [16]), INT64 and UINT64 identities (values beyond
+ * 2^53), and `classifier` (FP32 SCORES = INPUT, [-1,4], with CLASSIFIER_LABELS) for the
+ * classification extension. `npx tsx models/build/examples-repository.ts DIR` writes the same files.
+ */
+export function tritonClientLayout(): RepositoryLayout {
+  const batched = JSON.stringify({ max_batch_size: 8 });
+  return {
+    "simple/1/model.onnx": buildSimple(),
+    "simple/model-settings.json": batched,
+    "simple_string/1/model.onnx": buildSimpleString(),
+    "simple_string/model-settings.json": batched,
+    "simple_int8/1/model.onnx": buildSimpleInt8(),
+    "simple_int8/model-settings.json": batched,
+    "identity_int64/1/model.onnx": identityModel("INT64"),
+    "identity_uint64/1/model.onnx": identityModel("UINT64"),
+    "classifier/1/model.onnx": buildScores(CLASSIFIER_LABELS.length),
+    "classifier/model-settings.json": JSON.stringify({ max_batch_size: 8, labels: CLASSIFIER_LABELS }),
+  };
+}
+
+/** The class labels of zipMapLayout()'s string-labelled classifier. */
+export const IRIS_LABELS = ["setosa", "versicolor", "virginica"];
+
+/**
+ * sklearn classifiers as skl2onnx exports them, with ZipMap outputs (models/build/sklearn.ts):
+ * integer, string, binary and int64-extreme class labels, one with ai.onnx.ml operators only, one
+ * whose settings name the labels; and graphs with a sequence output, which cannot be served.
+ */
+export function zipMapLayout(): RepositoryLayout {
+  return {
+    "lr_int/1/model.onnx": buildLinearClassifier({ labels: [0, 1, 2], features: 4 }),
+    "lr_int/model-settings.json": JSON.stringify({ instance_count: 2 }),
+    "lr_str/1/model.onnx": buildLinearClassifier({ labels: IRIS_LABELS, features: 4 }),
+    "lr_bin/1/model.onnx": buildLinearClassifier({ labels: [0, 1], features: 4 }),
+    "lr_wide/1/model.onnx": buildLinearClassifier({ labels: [-1, 7, 300_000_000_000], features: 4 }),
+    "ml_only/1/model.onnx": buildMlOnlyClassifier([3, 4, 5], 2),
+    "lr_named/1/model.onnx": buildLinearClassifier({ labels: [0, 1, 2], features: 4 }),
+    "lr_named/model-settings.json": JSON.stringify({ labels: IRIS_LABELS }),
+    "sequence/1/model.onnx": buildSequenceOutputModel(),
+    "sequence_only/1/model.onnx": buildSequenceOutputModel(true),
+    "sequence_override/1/model.onnx": buildSequenceOutputModel(),
+    "sequence_override/model-settings.json": JSON.stringify({ outputs: [{ name: "PAIR", shape: [2] }] }),
+  };
 }

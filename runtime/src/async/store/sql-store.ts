@@ -6,10 +6,17 @@
  */
 import { randomUUID } from "node:crypto";
 import type { AsyncRequestRecord, ClaimRefusal, Completion, Lease, NewAsyncRequest, RequestStatus, RequestStore, SweepOptions, Usage } from "../types.js";
+import { parseJsonExact, stringifyExact } from "../../codecs/json-exact.js";
 import { migrate, type MigrateOptions, type Row, type SqlClient, type SqlQuerier } from "./migrate.js";
 
+/**
+ * The response is read as text (jsonb keeps JSON numbers as numeric, exact) and parsed
+ * here with parseJsonExact: the drivers' own jsonb parsing (JSON.parse) would round
+ * INT64/UINT64 values beyond 2^53. The request needs no such care: it is stored in the
+ * "queue" encoding, its wide integers as decimal strings (codecs/v2.ts encodeInferenceRequest).
+ */
 const COLUMNS =
-  "id, user_id, model, model_version, status, input_bytes, tokens, attempts, created_at, started_at, finished_at, request, response, error, submission";
+  "id, user_id, model, model_version, status, input_bytes, tokens, attempts, created_at, started_at, finished_at, request, response::text AS response, error, submission";
 
 interface RequestRow {
   id: string;
@@ -24,7 +31,8 @@ interface RequestRow {
   started_at: Date | string | null;
   finished_at: Date | string | null;
   request: unknown;
-  response: unknown;
+  /** JSON text (response::text). */
+  response: string | null;
   error: string | null;
   submission: string | null;
 }
@@ -67,16 +75,59 @@ export function toRecord(row: RequestRow): AsyncRequestRecord {
   if (row.model_version !== null) record.modelVersion = row.model_version;
   if (row.started_at !== null) record.startedAt = date(row.started_at);
   if (row.finished_at !== null) record.finishedAt = date(row.finished_at);
-  if (row.response !== null) record.response = row.response;
+  if (row.response !== null) record.response = parseStoredJson(row.response);
   if (row.error !== null) record.error = row.error;
   return record;
 }
 
+/** A stored response (jsonb read as text), parsed exactly: see exactOutputs. */
+function parseStoredJson(text: string): unknown {
+  return exactOutputs(parseJsonExact(Buffer.from(text, "utf8"), "a stored response"));
+}
+
+const TWO_53 = 2 ** 53;
+
+/** An INT64/UINT64 element as a JSON value: an integer a double holds from 2^53 up becomes BigInt; anything else stays. */
+function exactElement(value: unknown): unknown {
+  if (typeof value === "number" && Number.isInteger(value) && Math.abs(value) >= TWO_53) return BigInt(value);
+  if (!Array.isArray(value)) return value;
+  let copy: unknown[] | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const e = value[i];
+    const exact = exactElement(e);
+    if (exact !== e) (copy ??= value.slice())[i] = exact;
+  }
+  return copy ?? value;
+}
+
+/**
+ * A V2 response whose INT64/UINT64 output data is exact for writing with stringifyExact.
+ * parseJsonExact gives BigInt only for integers a double cannot hold; one a double holds
+ * exactly (-2^63, 2^63, 2^60, …) stays a number, which JSON.stringify would write in its
+ * shortest form ("-9223372036854776000": another integer to a 64-bit reader). Those become
+ * BigInt too, so their exact digits are written. Other datatypes (FP64 among them) keep
+ * their numbers, and their usual text. Copies only what changes.
+ */
+export function exactOutputs(response: unknown): unknown {
+  if (typeof response !== "object" || response === null || Array.isArray(response)) return response;
+  const outputs = (response as { outputs?: unknown }).outputs;
+  if (!Array.isArray(outputs)) return response;
+  let copy: unknown[] | undefined;
+  for (let i = 0; i < outputs.length; i++) {
+    const output = outputs[i] as { datatype?: unknown; data?: unknown } | null;
+    if (typeof output !== "object" || output === null || (output.datatype !== "INT64" && output.datatype !== "UINT64")) continue;
+    const data = exactElement(output.data);
+    if (data !== output.data) (copy ??= outputs.slice())[i] = { ...output, data };
+  }
+  return copy ? { ...response, outputs: copy } : response;
+}
+
 /**
  * JSON for a jsonb parameter: always text, so node-postgres never turns a JS
- * array into a Postgres array; undefined is stored as JSON null.
+ * array into a Postgres array; undefined is stored as JSON null; BigInt (parseJsonExact's
+ * integers beyond 2^53) as its exact digits, which jsonb keeps (numeric).
  */
-const json = (value: unknown): string => JSON.stringify(value) ?? "null";
+const json = (value: unknown): string => stringifyExact(value);
 
 export interface SqlRequestStoreOptions {
   migrations?: MigrateOptions;
@@ -180,7 +231,7 @@ export class SqlRequestStore implements RequestStore {
     completion: Completion,
     options: { refund?: boolean; expected?: { states: readonly RequestStatus[]; attempt?: number } } = {},
   ): Promise<{ record: AsyncRequestRecord; changed: boolean; refunded?: boolean } | undefined> {
-    const [response, error] = completion.status === "succeeded" ? [json(completion.response), null] : [null, completion.error];
+    const [response, error] = completion.status === "succeeded" ? [json(exactOutputs(completion.response)), null] : [null, completion.error];
     // The expected state and attempt are part of the write's own condition: a redelivery claiming the
     // request between a check and the write cannot let an older attempt's result through.
     const states = JSON.stringify(options.expected?.states ?? ["queued", "running"]);
@@ -188,7 +239,9 @@ export class SqlRequestStore implements RequestStore {
     return this.run(() =>
       this.db.transaction(async (tx) => {
         const updated = await tx.query<RequestRow & Row>(
-          `UPDATE requests SET status = $2, response = $3::jsonb, error = $4, finished_at = now(), worker = NULL, lease_until = NULL
+          // A request sent without a version gets the one that answered (the response's model_version) once it is known.
+          `UPDATE requests SET status = $2, response = $3::jsonb, error = $4, finished_at = now(), worker = NULL, lease_until = NULL,
+             model_version = COALESCE(model_version, $3::jsonb ->> 'model_version')
            WHERE id = $1 AND status IN ('queued', 'running') AND status IN ${IDS("$5")} AND ($6::int IS NULL OR attempts = $6::int)
            RETURNING ${COLUMNS}`,
           [id, completion.status, response, error, states, attempt],

@@ -1,4 +1,5 @@
 import type { ByteBudget } from "../budget.js";
+import type { ReceivedEncoding } from "../http-client.js";
 import type { Logger } from "../log.js";
 import type { Progress } from "../progress.js";
 import type { BackoffOptions } from "../retry.js";
@@ -23,6 +24,8 @@ export interface FetchResult {
   dispositionName?: string;
   /** True when the file was hard-linked rather than copied. */
   linked?: boolean;
+  /** The body came with a Content-Encoding that was decoded (http-client.ts): the bytes received. */
+  encoding?: ReceivedEncoding;
 }
 
 export interface RemoteFile {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { service } from "../knative/build/knative.js";
-import { features } from "../knative/validate/fixtures.js";
-import { validateKnativeService } from "../knative/validate/knative.js";
-import { formatProblems } from "../knative/validate/problems.js";
-import { TrafficError, applyTrafficSplit, buildTrafficPatch, waitForReady, type ServiceState } from "./traffic-split.js";
+import { service } from "../../knative/build/knative.js";
+import { features } from "../../knative/validate/fixtures.js";
+import { validateKnativeService } from "../../knative/validate/knative.js";
+import { formatProblems } from "../../knative/validate/problems.js";
+import { TrafficError, applyTrafficSplit, buildTrafficPatch, waitForReady, type ServiceState } from "../../examples/traffic-split.js";
 
 describe("buildTrafficPatch", () => {
   it("builds the merge patch kn would send for a tagged CPU/GPU split", () => {

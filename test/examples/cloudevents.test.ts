@@ -3,9 +3,9 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type RunningServer } from "../runtime/src/testing/server.js";
+import { startTestServer, type RunningServer } from "../../runtime/src/testing/server.js";
 
-const root = join(import.meta.dirname, "..");
+const root = join(import.meta.dirname, "..", "..");
 const run = promisify(execFile);
 let server: RunningServer;
 

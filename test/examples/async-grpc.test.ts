@@ -3,9 +3,9 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { startTestServer, type RunningServer } from "../runtime/src/testing/server.js";
+import { startTestServer, type RunningServer } from "../../runtime/src/testing/server.js";
 
-const root = join(import.meta.dirname, "..");
+const root = join(import.meta.dirname, "..", "..");
 const run = promisify(execFile);
 const servers: RunningServer[] = [];
 afterAll(() => Promise.all(servers.map((s) => s.close())));
@@ -22,7 +22,7 @@ describe("gRPC and asynchronous examples", () => {
       "OUTPUT0 [1,16]: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16",
       "OUTPUT1 [1,16]: -1 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14",
       "sentiment labels: positive, negative",
-      "error: NOT_FOUND: model 'no-such-model' not found",
+      "error: NOT_FOUND: Request for unknown model: 'no-such-model' is not found",
     ]);
   });
 

@@ -2,10 +2,10 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type RunningServer } from "../runtime/src/testing/server.js";
-import { InferenceClient, InferenceClientError } from "./client.js";
+import { startTestServer, type RunningServer } from "../../runtime/src/testing/server.js";
+import { InferenceClient, InferenceClientError } from "../../examples/client.js";
 
-const root = join(import.meta.dirname, "..");
+const root = join(import.meta.dirname, "..", "..");
 let server: RunningServer;
 
 // The examples run against the models the README's `npm start` serves.
