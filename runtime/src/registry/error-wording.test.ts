@@ -20,7 +20,7 @@ const FAILED = {
   garbage: /^failed to load garbage\/1\/model\.onnx: /,
   bad_settings: /^failed to load: model-settings\.json is not valid JSON: /,
   no_file: /^failed to load: no model\.onnx found in no_file$/,
-  empty_version: /^failed to load: version 1 has no model\.onnx$/,
+  empty_version: /^failed to load: version 1 has no model\.onnx \(nor a single other \.onnx file to take instead\)$/,
   no_version_selected: /^failed to load: the version policy selects none of the versions on disk \(1\)$/,
 };
 

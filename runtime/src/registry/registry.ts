@@ -2,6 +2,7 @@
  * The model registry: which model versions are loaded, loading, or broken, and
  * why. It owns model lifecycles; the repository only describes what is on disk.
  */
+import { relative } from "node:path";
 import type { Logger } from "pino";
 import type { LoadedModel, ModelBackend } from "../backends/backend.js";
 import { DynamicBatcher } from "../batching/batcher.js";
@@ -140,7 +141,7 @@ export class ModelRegistry {
       next.filter((v) => v.state === "LOADING").map(async (version) => {
         const file = descriptor.versions.find((v) => v.version === version.version)?.file;
         if (!file) {
-          Object.assign(version, { state: "UNAVAILABLE", reason: `${FAILED_TO_LOAD}: version ${version.version} has no ${settings.default_model_filename}` });
+          Object.assign(version, { state: "UNAVAILABLE", reason: `${FAILED_TO_LOAD}: version ${version.version} has no ${settings.default_model_filename} (nor a single other .onnx file to take instead)` });
           return;
         }
         const started = performance.now();
@@ -163,7 +164,7 @@ export class ModelRegistry {
           version.state = "READY";
           this.logger.info(
             {
-              model: name, version: version.version, load_ms: Math.round(version.loadMs * 10) / 10,
+              model: name, version: version.version, file: relative(descriptor.dir, file), load_ms: Math.round(version.loadMs * 10) / 10,
               ...(warmupMs !== undefined && { warmup_ms: Math.round(warmupMs * 10) / 10 }),
               execution_providers: model.executionProviders, ...(version.batcher && { dynamic_batching: settings.dynamic_batching }),
             },

@@ -66,3 +66,30 @@ describe("model repository discovery", () => {
     }
   });
 });
+
+describe("a version directory whose model file has another name", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await writeRepository({
+      "mine/1/my-classifier.onnx": buildSimple(),
+      "two/1/a.onnx": buildSimple(),
+      "two/1/b.onnx": buildSimple(),
+      "named/1/other.onnx": buildSimple(),
+      "named/model-settings.json": JSON.stringify({ default_model_filename: "weights.onnx" }),
+    });
+  });
+  afterAll(() => removeRepository(dir));
+
+  it("takes the only .onnx file of the version directory when model.onnx is absent", async () => {
+    const mine = await new ModelRepository(dir).describe("mine");
+    expect(mine?.versions).toEqual([{ version: "1", file: join(dir, "mine", "1", "my-classifier.onnx") }]);
+  });
+
+  it("takes none when there are several, or when the settings name the file themselves (the version is then UNAVAILABLE with the reason)", async () => {
+    const repository = new ModelRepository(dir);
+    expect((await repository.describe("two"))?.versions).toEqual([{ version: "1", file: undefined }]);
+    expect((await repository.describe("named"))?.versions).toEqual([{ version: "1", file: undefined }]);
+    const { models } = await repository.discover();
+    expect(models.map((m) => m.name)).toEqual(["mine", "named", "two"]);
+  });
+});

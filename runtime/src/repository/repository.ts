@@ -46,7 +46,25 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-async function readSettings(dir: string): Promise<{ settings: ModelSettings; error?: string }> {
+/**
+ * The model file of a version directory: `filename` when it is there; otherwise, unless the
+ * settings named the file themselves (default_model_filename), the directory's only `*.onnx`
+ * file, so `mine/1/my-classifier.onnx` serves as exported. Several candidates choose none.
+ */
+async function versionFile(dir: string, filename: string, explicit: boolean): Promise<string | undefined> {
+  const file = join(dir, filename);
+  if (await isFile(file)) return file;
+  if (explicit) return undefined;
+  let names: string[];
+  try {
+    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && e.name.endsWith(".onnx")).map((e) => e.name);
+  } catch {
+    return undefined;
+  }
+  return names.length === 1 ? join(dir, names[0]!) : undefined;
+}
+
+async function readSettings(dir: string): Promise<{ settings: ModelSettings; error?: string; explicitFilename?: boolean }> {
   let text: string;
   try {
     text = await readFile(join(dir, MODEL_SETTINGS_FILE), "utf8");
@@ -64,7 +82,8 @@ async function readSettings(dir: string): Promise<{ settings: ModelSettings; err
   if (!parsed.success) {
     return { settings: DEFAULT_MODEL_SETTINGS, error: `invalid ${MODEL_SETTINGS_FILE}: ${formatZodError(parsed.error)}` };
   }
-  return { settings: parsed.data };
+  const explicitFilename = typeof json === "object" && json !== null && "default_model_filename" in json;
+  return { settings: parsed.data, explicitFilename };
 }
 
 /**
@@ -74,7 +93,7 @@ async function readSettings(dir: string): Promise<{ settings: ModelSettings; err
 export async function describeModelDir(name: string, dir: string, options: { anyOnnxFile?: boolean; settings?: ModelSettings } = {}): Promise<ModelDescriptor | undefined> {
   const absDir = resolve(dir);
   // Settings given (a load request's config) replace the file: its version files are found with their default_model_filename.
-  const { settings, error } = options.settings ? { settings: options.settings, error: undefined } : await readSettings(absDir);
+  const { settings, error, explicitFilename = false } = options.settings ? { settings: options.settings, error: undefined } : await readSettings(absDir);
   const filename = settings.default_model_filename;
   const entries = await readdir(absDir, { withFileTypes: true });
 
@@ -86,8 +105,7 @@ export async function describeModelDir(name: string, dir: string, options: { any
   if (versionDirs.length > 0) {
     versions = await Promise.all(
       versionDirs.map(async (e) => {
-        const file = join(absDir, e.name, filename);
-        return { version: String(Number(e.name)), file: (await isFile(file)) ? file : undefined };
+        return { version: String(Number(e.name)), file: await versionFile(join(absDir, e.name), filename, explicitFilename) };
       }),
     );
     versions.sort((a, b) => Number(a.version) - Number(b.version));
