@@ -17,54 +17,18 @@
 # after a complete install and an import check). Concurrent callers wait on a lock instead of
 # installing twice. $PYTHON chooses the interpreter (default python3, 3.10 or later).
 # Exits non-zero with a message on stderr when the environment cannot be prepared.
-# (The same mechanism as scripts/python-clients.sh, which does this for Triton's and KServe's clients.)
+# (scripts/python-venv.sh does the work, as it does for scripts/python-clients.sh.)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 framework="${1:-}"
-python="${PYTHON:-python3}"
-
-fail() { echo "own-model python-env: $*" >&2; exit 1; }
 
 case "$framework" in
   sklearn) check='import sklearn, skl2onnx, onnx' ;;
   xgboost-lightgbm) check='import xgboost, lightgbm, onnxmltools, sklearn' ;;
   tensorflow) check='import tensorflow, tf2onnx, sklearn' ;;
   pytorch) check='import torch, onnx, onnxscript, sklearn, optimum.exporters.onnx' ;;
-  *) fail "usage: python-env.sh sklearn|xgboost-lightgbm|tensorflow|pytorch" ;;
+  *) echo "own-model python-env: usage: python-env.sh sklearn|xgboost-lightgbm|tensorflow|pytorch" >&2; exit 1 ;;
 esac
-requirements="$here/requirements-$framework.txt"
-[ -f "$requirements" ] || fail "no $requirements"
-
-command -v "$python" >/dev/null 2>&1 || fail "no '$python' on PATH: install Python 3.10+ (with its venv module) or set PYTHON"
-version="$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')" || fail "'$python' does not run"
-"$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || fail "Python $version is too old: the pinned packages need 3.10 or later"
-
-hash="$( { cat "$requirements"; echo "python $version"; } | sha256sum | cut -c1-16)"
-cache="${OWN_MODEL_PYTHON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/inference-runtime}"
-venv="$cache/own-model-$framework-$hash"
-mkdir -p "$cache" || fail "cannot create the cache directory $cache"
-
-ready() { [ -f "$venv/.ready" ] && [ -x "$venv/bin/python" ]; }
-
-if ! ready; then
-  # One preparation at a time; whoever waited finds it ready.
-  exec 9>"$venv.lock"
-  if command -v flock >/dev/null 2>&1; then
-    flock 9
-  fi
-  if ! ready; then
-    echo "own-model python-env: creating $venv (Python $version, $(basename "$requirements"))" >&2
-    rm -rf "$venv"
-    "$python" -m venv "$venv" >&2 \
-      || fail "'$python -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements" >&2 \
-      || { rm -rf "$venv"; fail "pip install -r $requirements failed (is PyPI reachable?)"; }
-    "$venv/bin/python" -c "$check" >&2 \
-      || { rm -rf "$venv"; fail "the packages of $(basename "$requirements") do not import in $venv"; }
-    touch "$venv/.ready"
-    echo "own-model python-env: ready" >&2
-  fi
-fi
-
-echo "$venv/bin/python"
+[ -n "${OWN_MODEL_PYTHON_CACHE:-}" ] && export PYTHON_VENV_CACHE="$OWN_MODEL_PYTHON_CACHE"
+exec "$here/../../scripts/python-venv.sh" "own-model-$framework" "$here/requirements-$framework.txt" 3.10 "$check"
