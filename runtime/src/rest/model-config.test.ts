@@ -57,6 +57,14 @@ describe("GET /v2/models/{name}[/versions/{v}]/config", () => {
     expect((await getJson(`${server.url}/v2/models/simple/versions/7/config`)).status).toBe(404);
   });
 
+  it("answers 400 JSON for a malformed model name or version, and the server keeps answering", async () => {
+    const name = await getJson(`${server.url}/v2/models/bad%20name!/config`);
+    expect(name).toMatchObject({ status: 400, body: { error: expect.stringContaining("invalid model name") } });
+    const version = await getJson(`${server.url}/v2/models/simple/versions/latest/config`);
+    expect(version).toMatchObject({ status: 400, body: { error: expect.stringContaining("failed to get model version from specified version string 'latest'") } });
+    expect(await getJson(`${server.url}/v2/health/live`)).toMatchObject({ status: 200, body: { live: true } });
+  });
+
   it("round trips: the configuration read back loads again, unchanged", async () => {
     const before = (await getJson(`${server.url}/v2/models/batched/config`)).body;
     expect((await load("batched", before)).status).toBe(200);

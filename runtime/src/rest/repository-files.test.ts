@@ -88,6 +88,7 @@ describe("load with model files (REST)", () => {
     expect(seq.status).toBe(400);
     expect(seq.body.error).toMatch(/^invalid parameters\.config: sequence_batching: not supported by this server/);
     expect(await readdir(repo)).not.toContain("bad");
+    expect(await getJson(`${server.url}/v2/health/live`)).toMatchObject({ status: 200, body: { live: true } });
   });
 
   it("bounds the number of files", async () => {
